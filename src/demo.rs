@@ -1,0 +1,159 @@
+//! `vmscope demo`: the guided tour. vmscope re-executes itself in a hidden mode as the demo target
+//! (the classic teaching program: an int on the heap that a loop increments, a local on the stack,
+//! a function pointer, a mapped file, a forked child sharing pages copy-on-write), attaches to it,
+//! and runs `commands/tour.vms`. The target, its child and its file never outlive vmscope.
+
+use crate::command::Session;
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// The hidden argument that turns vmscope into the demo target.
+pub const TARGET_ARG: &str = "__demo-target";
+
+/// The tour, shipped in commands/ and built in so `demo` works from any directory.
+pub const TOUR: &str = include_str!("../commands/tour.vms");
+
+/// What the demo target knows about itself, printed as one JSON line.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Facts {
+    pub pid: i32,
+    pub heap_int: u64,
+    pub stack_local: u64,
+    pub func_ptr: u64,
+    pub mapped: u64,
+    pub mapped_path: PathBuf,
+    pub child_pid: i32,
+}
+
+/// The function whose address the demo publishes as its function pointer.
+#[inline(never)]
+fn bump(x: u64) -> u64 {
+    std::hint::black_box(x + 1)
+}
+
+/// Runs as the demo target; never returns.
+pub fn run_target() -> ! {
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number; it makes this process die with
+    // vmscope, even if vmscope is killed with SIGKILL.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
+    let pid = std::process::id() as i32;
+    let path = std::env::temp_dir().join(format!("vmscope-demo-{pid}.txt"));
+    let text = b"Hello from the demo's mapped file: these bytes live in the page cache.\n\0";
+    std::fs::write(&path, text).expect("write the demo file");
+    let file = std::fs::File::open(&path).expect("open the demo file");
+    // SAFETY: a fresh read-only private mapping of a file we just wrote; never unmapped while used.
+    let mapped = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            text.len(),
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            0,
+        )
+    };
+    assert_ne!(mapped, libc::MAP_FAILED, "mmap the demo file");
+
+    let heap_int: Box<u64> = Box::new(0);
+    let heap_ptr = Box::into_raw(heap_int);
+    let stack_local: u64 = 0x5741_434b; // "STACK" in spirit: a recognisable value
+    let func: fn(u64) -> u64 = bump;
+
+    // SAFETY: fork in a single-threaded process; the child only calls async-signal-safe prctl and
+    // pause. It shares every page copy-on-write until one side writes.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            loop {
+                libc::pause();
+            }
+        }
+    }
+    let facts = Facts {
+        pid,
+        heap_int: heap_ptr as u64,
+        stack_local: std::ptr::addr_of!(stack_local) as u64,
+        func_ptr: func as usize as u64,
+        mapped: mapped as u64,
+        mapped_path: path,
+        child_pid: child,
+    };
+    println!("{}", serde_json::to_string(&facts).expect("facts serialize"));
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    std::thread::Builder::new()
+        .name("demo-worker".into())
+        .spawn(|| loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        })
+        .expect("spawn the worker thread");
+    loop {
+        // SAFETY: heap_ptr is a live Box we leaked on purpose; only this thread writes it.
+        unsafe {
+            *heap_ptr = func(std::ptr::read_volatile(heap_ptr));
+        }
+        std::hint::black_box(&stack_local);
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Starts the demo target and returns it with its facts.
+pub fn start_target() -> Result<(Box<dyn crate::target::Target>, Facts)> {
+    let exe = std::env::current_exe().map_err(|e| Error::io("finding vmscope's own path", e))?;
+    let mut child = Command::new(exe)
+        .arg(TARGET_ARG)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::io("starting the demo target", e))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|e| Error::io("reading the demo target's facts", e))?;
+    let facts: Facts = match serde_json::from_str(&line) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::Usage(format!("the demo target did not start: {e}")));
+        }
+    };
+    #[cfg(target_os = "linux")]
+    {
+        let target = crate::target::linux::LinuxProcess::adopt(child)?;
+        Ok((Box::new(target), facts))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = child.kill();
+        Err(Error::Unsupported {
+            what: "the demo".into(),
+            target: std::env::consts::OS.into(),
+        })
+    }
+}
+
+/// Runs the tour against a session holding the demo target; the caller decides about the REPL.
+pub fn tour(session: &mut Session, facts: &Facts) -> Result<bool> {
+    for (name, value) in [
+        ("heap_int", facts.heap_int),
+        ("stack_local", facts.stack_local),
+        ("func_ptr", facts.func_ptr),
+        ("mapped", facts.mapped),
+        ("child_pid", facts.child_pid as u64),
+    ] {
+        session.vars.insert(name.to_string(), value);
+    }
+    crate::script::run_text(session, "commands/tour.vms", TOUR, false)
+}
+
+/// Removes the demo's file once the target is gone.
+pub fn clean_up(facts: &Facts) {
+    let _ = std::fs::remove_file(&facts.mapped_path);
+}

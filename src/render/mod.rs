@@ -1,0 +1,82 @@
+//! Rendering: typed command results to text (aligned, colored, human units) or JSON (one document
+//! per command per line). Knows nothing of targets; writes to any `impl Write`, so tests render to
+//! a buffer. [`Printer`] is where results and errors leave vmscope.
+
+pub mod escape;
+pub mod json;
+mod process;
+pub mod style;
+pub mod units;
+
+use crate::command::{Output, Settings};
+use crate::error::Error;
+use std::io::{self, IsTerminal, Write};
+use style::Style;
+
+/// Colors by default when stdout is a terminal and NO_COLOR is unset or empty.
+pub fn color_auto() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && io::stdout().is_terminal()
+}
+
+/// Writes one result as text.
+pub fn text(out: &Output, style: Style, w: &mut dyn Write) -> io::Result<()> {
+    match out {
+        Output::Nothing => Ok(()),
+        Output::Message(m) => writeln!(w, "{}", m.message),
+        Output::Value(v) => writeln!(w, "{} = {} ({})", v.expression, style.addr(&v.hex), v.value),
+        Output::Help(h) => process::help(h, style, w),
+        Output::Info(i) => process::info(i, style, w),
+        Output::Threads(t) => process::threads(t, style, w),
+        Output::Registers(r) => process::registers(r, style, w),
+        Output::Examine(x) => process::examine(x, style, w),
+        Output::Settings(s) => process::settings(s, w),
+    }
+}
+
+/// Where command results and errors go: stdout for results, stderr for text errors, stdout for
+/// JSON errors (a script reading JSON Lines sees every answer in one stream).
+pub struct Printer {
+    out: Box<dyn Write>,
+    err: Box<dyn Write>,
+}
+
+impl Default for Printer {
+    fn default() -> Self {
+        Printer {
+            out: Box::new(io::stdout()),
+            err: Box::new(io::stderr()),
+        }
+    }
+}
+
+impl Printer {
+    pub fn new(out: Box<dyn Write>, err: Box<dyn Write>) -> Printer {
+        Printer { out, err }
+    }
+
+    pub fn emit(&mut self, settings: Settings, output: &Output) {
+        let result = if settings.json {
+            match output {
+                Output::Nothing => Ok(()),
+                other => serde_json::to_string(other)
+                    .map_err(io::Error::other)
+                    .and_then(|s| writeln!(self.out, "{s}")),
+            }
+        } else {
+            text(output, Style::new(settings.color), &mut self.out)
+        };
+        let _ = result.and_then(|()| self.out.flush());
+    }
+
+    pub fn emit_error(&mut self, settings: Settings, command: &str, error: &Error) {
+        let message = format!("{error:#}");
+        if settings.json {
+            let _ = writeln!(self.out, "{}", json::error_document(command, &message));
+            let _ = self.out.flush();
+        } else {
+            let style = Style::new(settings.color);
+            let _ = writeln!(self.err, "{} {message}", style.error("error:"));
+            let _ = self.err.flush();
+        }
+    }
+}

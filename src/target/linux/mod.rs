@@ -1,0 +1,382 @@
+//! The live Linux backend. Passive by default: the memory map, threads and accounting come from
+//! /proc, memory from `process_vm_readv` (falling back to /proc/PID/mem for what it refuses), and
+//! the target keeps running. ptrace is taken only for `stop` and registers, through [`ptrace`].
+
+pub mod maps;
+pub mod procfs;
+pub mod ptrace;
+
+use crate::addr::VirtAddr;
+use crate::error::{Error, Result};
+use crate::regions::Region;
+use crate::target::{
+    ProcessFacts, Registers, StopReport, Target, TargetInfo, TargetKind, Thread,
+};
+use nix::errno::Errno;
+use nix::sys::uio::{RemoteIoVec, process_vm_readv};
+use nix::unistd::Pid;
+use std::fs::File;
+use std::io::{ErrorKind, IoSliceMut};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+
+/// A live process on this machine.
+pub struct LinuxProcess {
+    info: TargetInfo,
+    /// The child process when vmscope started it: killed and reaped when dropped.
+    child: Option<Child>,
+    /// /proc/PID/mem, opened on first need.
+    mem: Option<File>,
+    tracer: Option<ptrace::Tracer>,
+}
+
+impl LinuxProcess {
+    /// Attaches passively to a running process: nothing is stopped or traced.
+    pub fn attach(pid: i32) -> Result<LinuxProcess> {
+        let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+        if pid <= 0 || !proc_dir.exists() {
+            return Err(Error::NoSuchProcess { pid });
+        }
+        let mut p = LinuxProcess {
+            info: TargetInfo {
+                pid,
+                exe: std::fs::read_link(proc_dir.join("exe")).ok(),
+                arch: std::env::consts::ARCH,
+                kind: TargetKind::Attached,
+                page_size: page_size(),
+            },
+            child: None,
+            mem: None,
+            tracer: None,
+        };
+        // Fail now, with the fix named, if we may not look at it.
+        p.proc_read("maps")?;
+        if p.state()? == 'Z' {
+            return Err(p.exited());
+        }
+        Ok(p)
+    }
+
+    /// Starts `program` with `args` (stdio inherited) and attaches to it. It is killed when the
+    /// target is dropped, as gdb does with the programs it runs.
+    pub fn launch(program: &Path, args: &[String]) -> Result<LinuxProcess> {
+        let child = Command::new(program)
+            .args(args)
+            .spawn()
+            .map_err(|e| Error::io(format!("cannot start {}", program.display()), e))?;
+        Self::adopt(child)
+    }
+
+    /// Takes ownership of a child process started elsewhere (the demo target).
+    pub fn adopt(child: Child) -> Result<LinuxProcess> {
+        let pid = child.id() as i32;
+        ptrace::emergency::add_launched(pid);
+        let mut p = LinuxProcess {
+            info: TargetInfo {
+                pid,
+                exe: std::fs::read_link(format!("/proc/{pid}/exe")).ok(),
+                arch: std::env::consts::ARCH,
+                kind: TargetKind::Launched,
+                page_size: page_size(),
+            },
+            child: Some(child),
+            mem: None,
+            tracer: None,
+        };
+        // Right after fork, exe may still name vmscope itself; read it again once exec is done.
+        if let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) {
+            p.info.exe = Some(exe);
+        }
+        Ok(p)
+    }
+
+    fn pid(&self) -> i32 {
+        self.info.pid
+    }
+
+    /// Reads /proc/PID/NAME, mapping "gone" and "refused" to the errors users need.
+    fn proc_read(&mut self, name: &str) -> Result<Vec<u8>> {
+        let path = format!("/proc/{}/{name}", self.pid());
+        std::fs::read(&path).map_err(|e| self.io_error(&path, e))
+    }
+
+    fn io_error(&mut self, what: &str, e: std::io::Error) -> Error {
+        match e.raw_os_error().map(Errno::from_raw) {
+            Some(Errno::ENOENT) | Some(Errno::ESRCH) => self.exited(),
+            Some(Errno::EACCES) | Some(Errno::EPERM) => Error::Permission {
+                what: format!("reading {what}"),
+                fix: "run vmscope as the process's user, as root, or with CAP_SYS_PTRACE".into(),
+            },
+            _ => Error::io(what.to_string(), e),
+        }
+    }
+
+    /// The error for a target that is gone, with its exit status when we can learn it.
+    fn exited(&mut self) -> Error {
+        let status = self
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+            .map(describe_status);
+        Error::Exited {
+            pid: self.pid(),
+            status,
+        }
+    }
+
+    fn state(&mut self) -> Result<char> {
+        let stat = self.proc_read("stat")?;
+        let stat = String::from_utf8_lossy(&stat);
+        Ok(procfs::Stat::parse(&stat).map_or('?', |s| s.state()))
+    }
+
+    /// Checks the process still runs (a zombie counts as exited).
+    fn ensure_alive(&mut self) -> Result<()> {
+        match self.state()? {
+            'Z' | 'X' => Err(self.exited()),
+            _ => Ok(()),
+        }
+    }
+
+    fn read_proc_mem(&mut self, addr: VirtAddr, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.mem.is_none() {
+            self.mem = Some(File::open(format!("/proc/{}/mem", self.pid()))?);
+        }
+        let mem = self.mem.as_ref().expect("opened above");
+        let mut done = 0;
+        while done < buf.len() {
+            match mem.read_at(&mut buf[done..], addr.get() + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(done)
+    }
+
+    fn main_tid_or(&self, tid: Option<i32>) -> i32 {
+        tid.unwrap_or(self.pid())
+    }
+}
+
+impl Drop for LinuxProcess {
+    fn drop(&mut self) {
+        self.tracer = None; // detaches
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            ptrace::emergency::remove_launched(self.info.pid);
+        }
+    }
+}
+
+impl Target for LinuxProcess {
+    fn info(&self) -> &TargetInfo {
+        &self.info
+    }
+
+    fn regions(&mut self) -> Result<Vec<Region>> {
+        let text = self.proc_read("maps")?;
+        if text.is_empty() {
+            // A zombie (or a kernel thread) has no memory map.
+            self.ensure_alive()?;
+        }
+        maps::parse_maps(&text).map_err(|e| Error::BadFile {
+            path: format!("/proc/{}/maps", self.pid()),
+            message: e.to_string(),
+        })
+    }
+
+    fn read(&mut self, addr: VirtAddr, buf: &mut [u8]) -> Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let pid = Pid::from_raw(self.pid());
+        let remote = [RemoteIoVec {
+            base: addr.get() as usize,
+            len: buf.len(),
+        }];
+        let mut done = match process_vm_readv(pid, &mut [IoSliceMut::new(buf)], &remote) {
+            Ok(n) => n,
+            Err(Errno::ESRCH) => return Err(self.exited()),
+            Err(Errno::EFAULT) | Err(Errno::EPERM) | Err(Errno::EIO) => 0,
+            Err(errno) => {
+                return Err(Error::Sys {
+                    context: format!("process_vm_readv at {addr}"),
+                    errno,
+                });
+            }
+        };
+        if done < buf.len() {
+            // process_vm_readv refuses pages without PROT_READ; /proc/PID/mem reads them.
+            let at = VirtAddr(addr.get() + done as u64);
+            match self.read_proc_mem(at, &mut buf[done..]) {
+                Ok(n) => done += n,
+                Err(e) if done == 0 => {
+                    return Err(match e.raw_os_error().map(Errno::from_raw) {
+                        Some(Errno::ESRCH) | Some(Errno::ENOENT) => self.exited(),
+                        Some(Errno::EACCES) | Some(Errno::EPERM) => Error::Permission {
+                            what: format!("reading memory of process {}", self.pid()),
+                            fix: "run vmscope as the process's user, as root, or with CAP_SYS_PTRACE"
+                                .into(),
+                        },
+                        _ => Error::Unreadable {
+                            addr,
+                            len: buf.len(),
+                            reason: unreadable_reason(&e),
+                        },
+                    });
+                }
+                Err(_) => {}
+            }
+        }
+        if done == 0 {
+            self.ensure_alive()?;
+            return Err(Error::Unreadable {
+                addr,
+                len: buf.len(),
+                reason: "not mapped".into(),
+            });
+        }
+        Ok(done)
+    }
+
+    fn threads(&mut self) -> Result<Vec<Thread>> {
+        self.ensure_alive()?;
+        let pid = self.pid();
+        let mut threads = Vec::new();
+        for tid in task_ids(pid)? {
+            let dir = format!("/proc/{pid}/task/{tid}");
+            let Ok(stat) = std::fs::read_to_string(format!("{dir}/stat")) else {
+                continue; // exited meanwhile
+            };
+            let Some(stat) = procfs::Stat::parse(&stat) else {
+                continue;
+            };
+            let syscall = std::fs::read_to_string(format!("{dir}/syscall"))
+                .ok()
+                .and_then(|s| procfs::parse_syscall(&s));
+            let mut thread = Thread {
+                tid,
+                name: stat.comm.to_string(),
+                state: stat.state(),
+                syscall: syscall.as_ref().and_then(|s| s.syscall()),
+                sp: syscall.as_ref().map(|s| s.sp),
+                pc: syscall.as_ref().map(|s| s.pc),
+            };
+            if let Some(regs) = self.tracer.as_ref().and_then(|t| t.registers(tid).ok()) {
+                thread.sp = regs.get("sp").map(VirtAddr);
+                thread.pc = regs.get("pc").map(VirtAddr);
+            }
+            threads.push(thread);
+        }
+        Ok(threads)
+    }
+
+    fn facts(&mut self) -> Result<ProcessFacts> {
+        let mut facts = ProcessFacts::default();
+        let status = self.proc_read("status")?;
+        procfs::parse_status(&String::from_utf8_lossy(&status), &mut facts);
+        let stat = self.proc_read("stat")?;
+        let stat = String::from_utf8_lossy(&stat);
+        if let Some(stat) = procfs::Stat::parse(&stat) {
+            procfs::parse_faults(&stat, &mut facts);
+            if matches!(stat.state(), 'Z' | 'X') {
+                return Err(self.exited());
+            }
+        }
+        facts.cmdline = procfs::parse_cmdline(&self.proc_read("cmdline")?);
+        Ok(facts)
+    }
+
+    fn registers(&mut self, tid: Option<i32>) -> Result<Registers> {
+        let tid = self.main_tid_or(tid);
+        match &self.tracer {
+            Some(t) if t.is_stopped() => t.registers(tid),
+            _ => Err(Error::NotStopped {
+                pid: self.pid(),
+                what: "registers".into(),
+            }),
+        }
+    }
+
+    fn stop(&mut self) -> Result<StopReport> {
+        self.ensure_alive()?;
+        match &mut self.tracer {
+            Some(t) => t.stop_again()?,
+            None => self.tracer = Some(ptrace::Tracer::stop_all(self.info.pid)?),
+        }
+        let tids = self.tracer.as_ref().map(|t| t.tids()).unwrap_or_default();
+        Ok(StopReport {
+            pid: self.pid(),
+            threads: tids,
+        })
+    }
+
+    fn resume(&mut self) -> Result<()> {
+        match &mut self.tracer {
+            Some(t) => t.resume_all(),
+            None => Err(Error::usage(format!(
+                "process {} is not stopped by vmscope",
+                self.pid()
+            ))),
+        }
+    }
+
+    fn detach(&mut self) -> Result<()> {
+        if let Some(mut t) = self.tracer.take() {
+            t.detach_all()?;
+        }
+        Ok(())
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.tracer.as_ref().is_some_and(|t| t.is_stopped())
+    }
+}
+
+/// The thread ids of a process, from /proc/PID/task.
+pub fn task_ids(pid: i32) -> Result<Vec<i32>> {
+    let dir = format!("/proc/{pid}/task");
+    let entries = std::fs::read_dir(&dir).map_err(|e| match e.kind() {
+        ErrorKind::NotFound => Error::Exited { pid, status: None },
+        _ => Error::io(dir.clone(), e),
+    })?;
+    let mut tids: Vec<i32> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    tids.sort_unstable();
+    Ok(tids)
+}
+
+fn page_size() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .map_or(4096, |v| v as u64)
+}
+
+fn unreadable_reason(e: &std::io::Error) -> String {
+    match e.raw_os_error().map(Errno::from_raw) {
+        Some(Errno::EIO) | Some(Errno::EFAULT) => "not mapped".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// "exit code 3" or "killed by SIGKILL".
+pub fn describe_status(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(code) = status.code() {
+        format!("exit code {code}")
+    } else if let Some(sig) = status.signal() {
+        match nix::sys::signal::Signal::try_from(sig) {
+            Ok(s) => format!("killed by {}", s.as_str()),
+            Err(_) => format!("killed by signal {sig}"),
+        }
+    } else {
+        status.to_string()
+    }
+}
