@@ -22,7 +22,9 @@ pub struct Facts {
     pub pid: i32,
     pub heap_int: u64,
     pub stack_local: u64,
+    /// Where a function pointer is stored (on the stack), and the function it points to.
     pub func_ptr: u64,
+    pub func: u64,
     pub mapped: u64,
     pub mapped_path: PathBuf,
     pub child_pid: i32,
@@ -79,17 +81,23 @@ pub fn run_target() -> ! {
         pid,
         heap_int: heap_ptr as u64,
         stack_local: std::ptr::addr_of!(stack_local) as u64,
-        func_ptr: func as usize as u64,
+        func_ptr: std::ptr::addr_of!(func) as u64,
+        func: func as usize as u64,
         mapped: mapped as u64,
         mapped_path: path,
         child_pid: child,
     };
-    println!("{}", serde_json::to_string(&facts).expect("facts serialize"));
+    println!(
+        "{}",
+        serde_json::to_string(&facts).expect("facts serialize")
+    );
     let _ = std::io::Write::flush(&mut std::io::stdout());
     std::thread::Builder::new()
         .name("demo-worker".into())
-        .spawn(|| loop {
-            std::thread::sleep(std::time::Duration::from_secs(3600));
+        .spawn(|| {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
         })
         .expect("spawn the worker thread");
     loop {
@@ -98,12 +106,20 @@ pub fn run_target() -> ! {
             *heap_ptr = func(std::ptr::read_volatile(heap_ptr));
         }
         std::hint::black_box(&stack_local);
+        std::hint::black_box(&func);
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 
 /// Starts the demo target and returns it with its facts.
 pub fn start_target() -> Result<(Box<dyn crate::target::Target>, Facts)> {
+    // The demo target's forked child is orphaned when the target is killed: as a subreaper,
+    // vmscope inherits it and reaps it in `clean_up`, instead of leaving a zombie to init.
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER, 1) only changes how orphans are reparented.
+    #[cfg(target_os = "linux")]
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+    }
     let exe = std::env::current_exe().map_err(|e| Error::io("finding vmscope's own path", e))?;
     let mut child = Command::new(exe)
         .arg(TARGET_ARG)
@@ -145,6 +161,7 @@ pub fn tour(session: &mut Session, facts: &Facts) -> Result<bool> {
         ("heap_int", facts.heap_int),
         ("stack_local", facts.stack_local),
         ("func_ptr", facts.func_ptr),
+        ("func", facts.func),
         ("mapped", facts.mapped),
         ("child_pid", facts.child_pid as u64),
     ] {
@@ -153,7 +170,17 @@ pub fn tour(session: &mut Session, facts: &Facts) -> Result<bool> {
     crate::script::run_text(session, "commands/tour.vms", TOUR, false)
 }
 
-/// Removes the demo's file once the target is gone.
+/// Once the target is gone: reaps its orphaned child (killed by PDEATHSIG) and removes the file.
 pub fn clean_up(facts: &Facts) {
     let _ = std::fs::remove_file(&facts.mapped_path);
+    #[cfg(target_os = "linux")]
+    for _ in 0..200 {
+        let mut status = 0;
+        // SAFETY: waitpid on a pid we are (as subreaper) the parent of; WNOHANG never blocks.
+        let r = unsafe { libc::waitpid(facts.child_pid, &mut status, libc::WNOHANG) };
+        if r != 0 {
+            break; // reaped, or not our child (ECHILD)
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }

@@ -141,7 +141,10 @@ mod tests {
         let e = ParseError::new("1 + )", 4, "expected an expression");
         assert_eq!(e.to_string(), "expected an expression\n  1 + )\n      ^");
         let e = e.within("x/4gx 1 + )", 6);
-        assert_eq!(e.to_string(), "expected an expression\n  x/4gx 1 + )\n            ^");
+        assert_eq!(
+            e.to_string(),
+            "expected an expression\n  x/4gx 1 + )\n            ^"
+        );
     }
 
     #[test]

@@ -33,7 +33,12 @@ Exit status:
 )]
 struct Cli {
     /// Attach to a running process (passively: it keeps running).
-    #[arg(short = 'p', long = "pid", value_name = "PID", conflicts_with = "program")]
+    #[arg(
+        short = 'p',
+        long = "pid",
+        value_name = "PID",
+        conflicts_with = "program"
+    )]
     pid: Option<i32>,
 
     /// Run a command (repeatable; in order with -x).
@@ -136,7 +141,10 @@ fn ordered_steps(cli: &Cli, matches: &clap::ArgMatches) -> Vec<Step> {
         steps.extend(idx.zip(&cli.ex).map(|(i, c)| (i, Step::Command(c.clone()))));
     }
     if let Some(idx) = matches.indices_of("command_file") {
-        steps.extend(idx.zip(&cli.command_file).map(|(i, f)| (i, Step::File(f.clone()))));
+        steps.extend(
+            idx.zip(&cli.command_file)
+                .map(|(i, f)| (i, Step::File(f.clone()))),
+        );
     }
     steps.sort_by_key(|(i, _)| *i);
     steps.into_iter().map(|(_, s)| s).collect()

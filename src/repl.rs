@@ -61,7 +61,9 @@ pub fn hint(line: &str) -> Option<String> {
     }
     match line.split_once(char::is_whitespace) {
         None => {
-            let mut matches = registry::COMMANDS.iter().filter(|c| c.name.starts_with(line));
+            let mut matches = registry::COMMANDS
+                .iter()
+                .filter(|c| c.name.starts_with(line));
             let c = matches.next()?;
             if matches.next().is_some() {
                 return None;
@@ -70,7 +72,7 @@ pub fn hint(line: &str) -> Option<String> {
             let args = c.usage.strip_prefix(c.name).unwrap_or("");
             Some(format!("{rest}{args}"))
         }
-        Some((name, rest)) if rest.is_empty() => {
+        Some((name, "")) => {
             let c = registry::lookup(name.split('/').next()?)?;
             let args = c.usage.strip_prefix(c.name)?.trim_start();
             (!args.is_empty()).then(|| args.to_string())

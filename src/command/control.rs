@@ -66,5 +66,7 @@ pub fn run_attach(session: &mut Session, inv: &Invocation<'_>) -> Result<Output>
         .map(|p| crate::render::escape::escape_str(&p.to_string_lossy()).into_owned())
         .unwrap_or_else(|| "?".into());
     session.set_target(target);
-    Ok(Message::output(format!("attached to process {pid} ({exe})")))
+    Ok(Message::output(format!(
+        "attached to process {pid} ({exe})"
+    )))
 }

@@ -89,7 +89,9 @@ pub fn parse_modifier(m: &str, last: &ExamineState) -> Result<Fmt, ParseError> {
                 return Err(ParseError::new(
                     m,
                     i,
-                    format!("unknown format letter `{c}`: formats are x d u o t c a s, sizes b h w g"),
+                    format!(
+                        "unknown format letter `{c}`: formats are x d u o t c a s, sizes b h w g"
+                    ),
                 ));
             }
         }
@@ -113,7 +115,10 @@ pub fn parse_modifier(m: &str, last: &ExamineState) -> Result<Fmt, ParseError> {
 pub fn run(session: &mut Session, inv: &Invocation<'_>) -> Result<Output> {
     let fmt = match inv.modifier {
         Some(m) => parse_modifier(m, &session.examine).map_err(|e| {
-            let col = inv.line.find('/').map_or(0, |i| inv.line[..=i].chars().count());
+            let col = inv
+                .line
+                .find('/')
+                .map_or(0, |i| inv.line[..=i].chars().count());
             Error::Parse(e.within(inv.line, col))
         })?,
         None => Fmt {
@@ -195,7 +200,8 @@ fn examine_units(
     let partial = (units < fmt.count as usize).then(|| Partial {
         read: units * size,
         requested,
-        error: error.unwrap_or_else(|| format!("cannot read at {:#x}", address.get() + read as u64)),
+        error: error
+            .unwrap_or_else(|| format!("cannot read at {:#x}", address.get() + read as u64)),
     });
     Ok(Examine {
         address,
@@ -295,10 +301,9 @@ pub fn describe_pointer(regions: &[Region], value: VirtAddr) -> Option<String> {
     let into = value.offset_from(r.start);
     Some(match r.backing.path() {
         Some(path) => {
-            let base = path.file_name().map_or_else(
-                || path.to_string_lossy(),
-                |n| n.to_string_lossy(),
-            );
+            let base = path
+                .file_name()
+                .map_or_else(|| path.to_string_lossy(), |n| n.to_string_lossy());
             format!("{}+{:#x}", base, r.offset.get() + into)
         }
         None if r.backing.label().is_empty() => format!("anon {}+{:#x}", r.start, into),
@@ -346,7 +351,12 @@ mod tests {
         let e = parse_modifier("8gz", &last()).unwrap_err();
         assert_eq!(e.column, 2);
         assert!(e.message.contains("unknown format letter `z`"));
-        assert!(parse_modifier("8i", &last()).unwrap_err().message.contains("disassembler"));
+        assert!(
+            parse_modifier("8i", &last())
+                .unwrap_err()
+                .message
+                .contains("disassembler")
+        );
         assert!(parse_modifier("0x", &last()).is_err());
     }
 

@@ -31,9 +31,10 @@ fn modifier(input: &str) -> IResult<&str, &str> {
 /// Parses a non-empty, non-comment line. Blank lines and `#` comments are the caller's to skip.
 pub fn parse_command_line(line: &str) -> Result<CommandLine<'_>, ParseError> {
     let col = |rest: &str| line[..line.len() - rest.len()].chars().count();
-    let (rest, _) = multispace0::<_, nom::error::Error<&str>>(line).expect("multispace0 cannot fail");
-    let (rest, name) = name(rest)
-        .map_err(|_| ParseError::new(line, col(rest), "expected a command name"))?;
+    let (rest, _) =
+        multispace0::<_, nom::error::Error<&str>>(line).expect("multispace0 cannot fail");
+    let (rest, name) =
+        name(rest).map_err(|_| ParseError::new(line, col(rest), "expected a command name"))?;
     let (rest, modifier) = opt(modifier)
         .parse(rest)
         .map_err(|_| ParseError::new(line, col(rest), "bad modifier"))?;
@@ -72,7 +73,11 @@ mod tests {
         ];
         for &(line, name, modifier, args, col) in cases {
             let c = parse_command_line(line).unwrap();
-            assert_eq!((c.name, c.modifier, c.args, c.args_col), (name, modifier, args, col), "{line}");
+            assert_eq!(
+                (c.name, c.modifier, c.args, c.args_col),
+                (name, modifier, args, col),
+                "{line}"
+            );
         }
     }
 

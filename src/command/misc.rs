@@ -77,9 +77,6 @@ pub fn no_args(inv: &Invocation<'_>) -> Result<()> {
     if inv.args.is_empty() {
         Ok(())
     } else {
-        Err(Error::Usage(format!(
-            "`{}` takes no arguments",
-            inv.name
-        )))
+        Err(Error::Usage(format!("`{}` takes no arguments", inv.name)))
     }
 }

@@ -118,7 +118,8 @@ impl Session {
             return Ok(Output::Nothing);
         }
         let cl = line::parse_command_line(line)?;
-        let spec = registry::lookup(cl.name).ok_or_else(|| Error::UnknownCommand(cl.name.into()))?;
+        let spec =
+            registry::lookup(cl.name).ok_or_else(|| Error::UnknownCommand(cl.name.into()))?;
         if spec.needs_target && self.target.is_none() {
             return Err(Error::NoTarget);
         }
@@ -149,7 +150,11 @@ impl Session {
 
     /// Prints an error for the command on `line`.
     pub fn report(&mut self, line: &str, error: &Error) {
-        let command = line.split_whitespace().next().unwrap_or("");
+        let command = line
+            .split_whitespace()
+            .next()
+            .and_then(|w| w.split('/').next())
+            .unwrap_or("");
         self.printer.emit_error(self.settings, command, error);
     }
 

@@ -5,7 +5,7 @@
 use crate::addr::{FileOffset, VirtAddr};
 use serde::{Serialize, Serializer};
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Access permissions and whether the mapping is shared (`s`) or private (`p`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -73,8 +73,10 @@ impl Serialize for Perms {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Backing {
-    /// No name: private or shared anonymous memory.
+    /// No name: private anonymous memory.
     Anonymous,
+    /// Shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS; the kernel shows `/dev/zero (deleted)`).
+    SharedAnonymous,
     /// A regular file (`deleted` when the kernel appended ` (deleted)`).
     File {
         #[serde(serialize_with = "lossy_path")]
@@ -103,7 +105,7 @@ pub enum Backing {
     Special { name: String },
 }
 
-fn lossy_path<S: Serializer>(p: &PathBuf, s: S) -> Result<S::Ok, S::Error> {
+fn lossy_path<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(&p.display())
 }
 
@@ -113,6 +115,7 @@ impl Backing {
     pub fn label(&self) -> String {
         match self {
             Backing::Anonymous => String::new(),
+            Backing::SharedAnonymous => "[shared anon]".into(),
             Backing::File { path, deleted } => {
                 let mut s = path.to_string_lossy().into_owned();
                 if *deleted {
@@ -197,9 +200,15 @@ mod tests {
             backing: Backing::Anonymous,
         };
         let list = [r(0x1000, 0x2000), r(0x3000, 0x5000)];
-        assert_eq!(find(&list, VirtAddr(0x1fff)).unwrap().start, VirtAddr(0x1000));
+        assert_eq!(
+            find(&list, VirtAddr(0x1fff)).unwrap().start,
+            VirtAddr(0x1000)
+        );
         assert!(find(&list, VirtAddr(0x2000)).is_none());
-        assert_eq!(find(&list, VirtAddr(0x4000)).unwrap().start, VirtAddr(0x3000));
+        assert_eq!(
+            find(&list, VirtAddr(0x4000)).unwrap().start,
+            VirtAddr(0x3000)
+        );
         assert!(find(&list, VirtAddr(0x5000)).is_none());
     }
 }

@@ -3,14 +3,19 @@
 use super::escape::escape_str;
 use super::style::Style;
 use super::units::human;
-use crate::command::{examine::Examine, help::Help, info::Info, settings::SettingsOut};
 use crate::command::threads::{RegistersOut, Threads};
+use crate::command::{examine::Examine, help::Help, info::Info, settings::SettingsOut};
 use std::io::{self, Write};
 
 pub fn help(h: &Help, style: Style, w: &mut dyn Write) -> io::Result<()> {
     if h.detailed {
         for c in &h.commands {
-            writeln!(w, "{}  {}", style.heading(c.usage), style.dim(format!("— {}", c.summary)))?;
+            writeln!(
+                w,
+                "{}  {}",
+                style.heading(c.usage),
+                style.dim(format!("— {}", c.summary))
+            )?;
             if !c.aliases.is_empty() {
                 writeln!(w, "aliases: {}", c.aliases.join(", "))?;
             }
@@ -45,12 +50,15 @@ pub fn help(h: &Help, style: Style, w: &mut dyn Write) -> io::Result<()> {
 pub fn info(i: &Info, style: Style, w: &mut dyn Write) -> io::Result<()> {
     let f = &i.facts;
     let size = |v: Option<u64>| v.map_or_else(|| "-".to_string(), human);
-    let exe = i
-        .target
-        .exe
-        .as_ref()
-        .map_or_else(|| "?".to_string(), |p| escape_str(&p.to_string_lossy()).into_owned());
-    let cmdline: Vec<String> = f.cmdline.iter().map(|a| escape_str(a).into_owned()).collect();
+    let exe = i.target.exe.as_ref().map_or_else(
+        || "?".to_string(),
+        |p| escape_str(&p.to_string_lossy()).into_owned(),
+    );
+    let cmdline: Vec<String> = f
+        .cmdline
+        .iter()
+        .map(|a| escape_str(a).into_owned())
+        .collect();
     let rows = [
         ("pid", format!("{}", i.target.pid)),
         ("executable", exe),
@@ -60,7 +68,11 @@ pub fn info(i: &Info, style: Style, w: &mut dyn Write) -> io::Result<()> {
             format!(
                 "{}{}",
                 escape_str(&f.state),
-                if i.stopped { ", stopped by vmscope" } else { "" }
+                if i.stopped {
+                    ", stopped by vmscope"
+                } else {
+                    ""
+                }
             ),
         ),
         ("threads", f.threads.to_string()),
@@ -128,7 +140,13 @@ pub fn registers(r: &RegistersOut, style: Style, w: &mut dyn Write) -> io::Resul
     writeln!(w, "{}", style.heading(format!("thread {}", r.tid)))?;
     for reg in &r.registers {
         let v = u64::from_str_radix(reg.value.trim_start_matches("0x"), 16).unwrap_or(0);
-        writeln!(w, "{:<9} {}  {}", reg.name, style.addr(format!("{:#018x}", v)), v)?;
+        writeln!(
+            w,
+            "{:<9} {}  {}",
+            reg.name,
+            style.addr(format!("{:#018x}", v)),
+            v
+        )?;
     }
     Ok(())
 }
@@ -154,7 +172,10 @@ pub fn examine(x: &Examine, style: Style, w: &mut dyn Write) -> io::Result<()> {
         writeln!(
             w,
             "{}",
-            style.warn(format!("warning: read {} of {} bytes: {}", p.read, p.requested, p.error))
+            style.warn(format!(
+                "warning: read {} of {} bytes: {}",
+                p.read, p.requested, p.error
+            ))
         )?;
     }
     Ok(())

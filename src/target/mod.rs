@@ -86,7 +86,10 @@ impl Registers {
             "fp" => "rbp",
             other => other,
         };
-        self.values.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
+        self.values
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, v)| v)
     }
 }
 

@@ -212,6 +212,10 @@ fn backing(name: &[u8]) -> Backing {
         if let Some(key) = path.strip_prefix(b"/SYSV").and_then(sysv_key) {
             return Backing::SysV { key };
         }
+        // MAP_SHARED|MAP_ANONYMOUS is backed by an unlinked /dev/zero on shmem.
+        if path == b"/dev/zero" {
+            return Backing::SharedAnonymous;
+        }
     }
     Backing::File {
         path: PathBuf::from(OsString::from_vec(unescape(path).into_owned())),
@@ -419,7 +423,7 @@ mod tests {
             // Shared anonymous memory is a deleted /dev/zero on shmem.
             (
                 b"7f6691872000-7f6691873000 rw-s 00000000 00:01 25                         /dev/zero (deleted)",
-                file(b"/dev/zero", true),
+                Backing::SharedAnonymous,
             ),
             // Pseudo-files name themselves without a leading slash.
             (
@@ -731,7 +735,7 @@ mod tests {
                 name: s("vmscope buf\nx")
             })
         );
-        assert_eq!(anon_found, Some(file(b"/dev/zero", true)));
+        assert_eq!(anon_found, Some(Backing::SharedAnonymous));
         assert_eq!(shm_found, Some(Backing::SysV { key: 0 }));
     }
 }

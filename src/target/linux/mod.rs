@@ -9,9 +9,7 @@ pub mod ptrace;
 use crate::addr::VirtAddr;
 use crate::error::{Error, Result};
 use crate::regions::Region;
-use crate::target::{
-    ProcessFacts, Registers, StopReport, Target, TargetInfo, TargetKind, Thread,
-};
+use crate::target::{ProcessFacts, Registers, StopReport, Target, TargetInfo, TargetKind, Thread};
 use nix::errno::Errno;
 use nix::sys::uio::{RemoteIoVec, process_vm_readv};
 use nix::unistd::Pid;
@@ -220,8 +218,9 @@ impl Target for LinuxProcess {
                         Some(Errno::ESRCH) | Some(Errno::ENOENT) => self.exited(),
                         Some(Errno::EACCES) | Some(Errno::EPERM) => Error::Permission {
                             what: format!("reading memory of process {}", self.pid()),
-                            fix: "run vmscope as the process's user, as root, or with CAP_SYS_PTRACE"
-                                .into(),
+                            fix:
+                                "run vmscope as the process's user, as root, or with CAP_SYS_PTRACE"
+                                    .into(),
                         },
                         _ => Error::Unreadable {
                             addr,

@@ -11,6 +11,7 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 
 #[derive(Debug, Default)]
 struct ThreadState {
@@ -51,10 +52,10 @@ impl Tracer {
             let tids = super::task_ids(self.pid)?;
             let mut new = false;
             for &tid in &tids {
-                if !self.threads.contains_key(&tid) {
+                if let Entry::Vacant(slot) = self.threads.entry(tid) {
                     match ptrace::seize(Pid::from_raw(tid), ptrace::Options::empty()) {
                         Ok(()) => {
-                            self.threads.insert(tid, ThreadState::default());
+                            slot.insert(ThreadState::default());
                             emergency::add(tid);
                             new = true;
                         }

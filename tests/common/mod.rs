@@ -1,0 +1,195 @@
+//! Test support: fixture programs built once per run with the system C compiler, started with a
+//! scratch directory, their self-reported facts parsed; and helpers to run the vmscope binary.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub const VMSCOPE: &str = env!("CARGO_BIN_EXE_vmscope");
+
+/// Builds fixtures/NAME.c once per test run (`cc -g -O0 -pthread`) and returns the binary.
+pub fn fixture_bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut built = BUILT.get_or_init(Default::default).lock().unwrap();
+    if let Some(p) = built.get(name) {
+        return p.clone();
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("fixtures/{name}.c"));
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fixture-{name}"));
+    let status = Command::new("cc")
+        .args(["-g", "-O0", "-pthread", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("run cc (install a C compiler)");
+    assert!(status.success(), "cc failed to build {}", src.display());
+    built.insert(name.to_string(), out.clone());
+    out
+}
+
+/// A unique scratch directory under the target dir, removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("scratch-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running fixture and the facts it printed about itself; killed on drop.
+pub struct Fixture {
+    pub child: Child,
+    pub facts: Value,
+    pub scratch: Scratch,
+}
+
+impl Fixture {
+    pub fn start(name: &str) -> Fixture {
+        Self::start_bin(&fixture_bin(name), name)
+    }
+
+    pub fn start_bin(bin: &Path, tag: &str) -> Fixture {
+        let scratch = Scratch::new(tag);
+        let mut child = Command::new(bin)
+            .arg(&scratch.0)
+            .stdout(Stdio::piped())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start fixture");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let facts: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("fixture printed bad JSON ({e}): {line:?}"));
+        Fixture {
+            child,
+            facts,
+            scratch,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// An address fact (printed with %p) as a number.
+    pub fn addr(&self, key: &str) -> u64 {
+        let s = self.facts[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("no fact {key}"));
+        u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap()
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The one-letter state from /proc/PID/stat.
+    pub fn state(&self) -> char {
+        proc_state(self.pid())
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn proc_state(pid: i32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next())
+        .unwrap_or('?')
+}
+
+/// Runs vmscope with `args` and stdin from /dev/null.
+pub fn vmscope(args: &[&str]) -> Output {
+    Command::new(VMSCOPE)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run vmscope")
+}
+
+/// Runs vmscope with `args`, feeding `input` on stdin.
+pub fn vmscope_stdin(args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(VMSCOPE)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run vmscope");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// `vmscope -p PID --batch --json -ex CMD...`: one JSON document per command.
+pub fn json_batch(pid: i32, commands: &[&str]) -> (Vec<Value>, Output) {
+    let pid = pid.to_string();
+    let mut args = vec!["-p", &pid, "--batch", "--json"];
+    for c in commands {
+        args.extend(["-ex", c]);
+    }
+    let out = vmscope(&args);
+    let docs = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line ({e}): {l}")))
+        .collect();
+    (docs, out)
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Waits until `cond` holds, for up to `secs` seconds.
+pub fn wait_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
+
+/// A hex address string from JSON as a number.
+pub fn hex(v: &Value) -> u64 {
+    let s = v
+        .as_str()
+        .unwrap_or_else(|| panic!("not a hex string: {v}"));
+    u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap()
+}
