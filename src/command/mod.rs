@@ -120,9 +120,6 @@ impl Session {
         let cl = line::parse_command_line(line)?;
         let spec =
             registry::lookup(cl.name).ok_or_else(|| Error::UnknownCommand(cl.name.into()))?;
-        if spec.needs_target && self.target.is_none() {
-            return Err(Error::NoTarget);
-        }
         let inv = Invocation {
             line,
             name: cl.name,

@@ -26,7 +26,6 @@ pub struct CommandSpec {
     /// Flags and keywords completed after the command name.
     pub words: &'static [&'static str],
     pub completion: Completion,
-    pub needs_target: bool,
     pub run: Handler,
 }
 
@@ -40,7 +39,6 @@ pub static COMMANDS: &[CommandSpec] = &[
                name or alias, shows its usage and what it does.",
         words: &[],
         completion: Completion::Commands,
-        needs_target: false,
         run: help::run,
     },
     CommandSpec {
@@ -53,7 +51,6 @@ pub static COMMANDS: &[CommandSpec] = &[
                RssFile, RssShmem, VmSwap) with the minor and major page-fault counts.",
         words: &[],
         completion: Completion::Words,
-        needs_target: true,
         run: info::run,
     },
     CommandSpec {
@@ -66,7 +63,6 @@ pub static COMMANDS: &[CommandSpec] = &[
                when the target is stopped, sp and pc come from the registers.",
         words: &[],
         completion: Completion::Words,
-        needs_target: true,
         run: threads::run,
     },
     CommandSpec {
@@ -78,7 +74,6 @@ pub static COMMANDS: &[CommandSpec] = &[
                stopped (`stop`).",
         words: &[],
         completion: Completion::Words,
-        needs_target: true,
         run: threads::run_registers,
     },
     CommandSpec {
@@ -94,7 +89,6 @@ pub static COMMANDS: &[CommandSpec] = &[
                Format and size are remembered; `x` with no address continues after the last.",
         words: &[],
         completion: Completion::Words,
-        needs_target: true,
         run: examine::run,
     },
     CommandSpec {
@@ -108,7 +102,6 @@ pub static COMMANDS: &[CommandSpec] = &[
                *EXPR to read a pointer.",
         words: &[],
         completion: Completion::Words,
-        needs_target: false,
         run: misc::run_print,
     },
     CommandSpec {
@@ -121,7 +114,6 @@ pub static COMMANDS: &[CommandSpec] = &[
                exits, however it exits.",
         words: &[],
         completion: Completion::Words,
-        needs_target: true,
         run: control::run_stop,
     },
     CommandSpec {
@@ -132,7 +124,6 @@ pub static COMMANDS: &[CommandSpec] = &[
         help: "Resumes every thread stopped by `stop`, delivering any signal that was held.",
         words: &[],
         completion: Completion::Words,
-        needs_target: true,
         run: control::run_continue,
     },
     CommandSpec {
@@ -144,7 +135,6 @@ pub static COMMANDS: &[CommandSpec] = &[
                A process vmscope launched is killed instead, as gdb does.",
         words: &[],
         completion: Completion::Words,
-        needs_target: true,
         run: control::run_detach,
     },
     CommandSpec {
@@ -156,7 +146,6 @@ pub static COMMANDS: &[CommandSpec] = &[
                stopped until a command needs it.",
         words: &[],
         completion: Completion::Words,
-        needs_target: false,
         run: control::run_attach,
     },
     CommandSpec {
@@ -169,7 +158,6 @@ pub static COMMANDS: &[CommandSpec] = &[
                `set $NAME = EXPR` stores a value for later expressions. `set` alone lists them.",
         words: &["color", "json", "on", "off", "auto"],
         completion: Completion::Words,
-        needs_target: false,
         run: settings::run,
     },
     CommandSpec {
@@ -181,7 +169,6 @@ pub static COMMANDS: &[CommandSpec] = &[
                Stops at the first error with FILE:LINE: message.",
         words: &[],
         completion: Completion::Files,
-        needs_target: false,
         run: misc::run_source,
     },
     CommandSpec {
@@ -192,7 +179,6 @@ pub static COMMANDS: &[CommandSpec] = &[
         help: "Prints TEXT. Command files use it to narrate; `\\n` is a newline.",
         words: &[],
         completion: Completion::Words,
-        needs_target: false,
         run: misc::run_echo,
     },
     CommandSpec {
@@ -203,7 +189,6 @@ pub static COMMANDS: &[CommandSpec] = &[
         help: "Detaches from the target (killing a process vmscope launched) and exits.",
         words: &[],
         completion: Completion::Words,
-        needs_target: false,
         run: misc::run_quit,
     },
 ];

@@ -103,6 +103,17 @@ impl Fixture {
         let _ = self.child.wait();
     }
 
+    /// Waits until the main thread is blocked in pause() (syscall 34 on x86_64), where the
+    /// fixture sits once it has printed its facts.
+    pub fn wait_paused(&self) {
+        let path = format!("/proc/{}/syscall", self.pid());
+        assert!(
+            wait_until(5, || std::fs::read_to_string(&path)
+                .is_ok_and(|s| s.starts_with("34 "))),
+            "the fixture never reached pause()"
+        );
+    }
+
     /// The one-letter state from /proc/PID/stat.
     pub fn state(&self) -> char {
         proc_state(self.pid())

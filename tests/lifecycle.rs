@@ -1,0 +1,334 @@
+//! A target's life around vmscope: it exits midway, vmscope is killed while the target is stopped,
+//! the demo cleans up after itself. Also ptrace stop/continue/registers against /proc.
+
+mod common;
+use common::*;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn tracer_pid(pid: i32) -> Option<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("TracerPid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// A vmscope session fed from a pipe, so the test decides when each command is sent.
+struct Piped {
+    child: std::process::Child,
+}
+
+impl Piped {
+    fn start(args: &[&str]) -> Piped {
+        let child = Command::new(VMSCOPE)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Piped { child }
+    }
+
+    fn send(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn finish(mut self) -> std::process::Output {
+        drop(self.child.stdin.take());
+        self.child.wait_with_output().unwrap()
+    }
+}
+
+#[test]
+fn commands_from_a_pipe_are_all_answered() {
+    let f = Fixture::start("facts");
+    let out = vmscope_stdin(&["-p", &f.pid().to_string()], "info\nthreads\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("pid:          {}", f.pid())),
+        "{text}"
+    );
+    assert!(
+        text.contains("worker-1") && text.contains("worker-2"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_target_that_exits_midway_is_reported_and_the_session_survives() {
+    let mut f = Fixture::start("facts");
+    let g = Fixture::start("facts");
+    let pid = f.pid();
+    let mut s = Piped::start(&["-p", &pid.to_string()]);
+    s.send("info");
+    std::thread::sleep(Duration::from_millis(300));
+    // Killed but not reaped: a zombie, which must count as exited too.
+    f.child.kill().unwrap();
+    assert!(wait_until(5, || proc_state(pid) == 'Z'));
+    for cmd in [
+        "info",
+        "threads",
+        &format!("x/gx {:#x}", f.addr("heap")),
+        "stop",
+    ] {
+        s.send(cmd);
+    }
+    s.send(&format!("attach {}", g.pid()));
+    s.send("info");
+    let out = s.finish();
+    let err = stderr(&out);
+    assert_eq!(
+        err.matches(&format!("process {pid} exited")).count(),
+        4,
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("attached to process {}", g.pid())),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("pid:          {}", g.pid())),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn a_launched_program_reports_its_exit_status() {
+    let mut s = Piped::start(&["--", "/bin/sh", "-c", "sleep 0.3; exit 3"]);
+    s.send("info");
+    std::thread::sleep(Duration::from_millis(900));
+    s.send("info");
+    let out = s.finish();
+    let err = stderr(&out);
+    assert!(err.contains("exited (exit code 3)"), "{err}");
+    assert!(stdout(&out).contains("command line: /bin/sh -c sleep 0.3; exit 3"));
+}
+
+#[test]
+fn stop_registers_continue_detach() {
+    let f = Fixture::start("facts");
+    let pid = f.pid();
+    f.wait_paused();
+    // The main thread is blocked in pause(): /proc says where its stack pointer is.
+    let syscall = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap();
+    let sp_proc = u64::from_str_radix(
+        syscall
+            .split_whitespace()
+            .nth(7)
+            .unwrap()
+            .trim_start_matches("0x"),
+        16,
+    )
+    .unwrap();
+    let (docs, out) = json_batch(
+        pid,
+        &[
+            "stop",
+            "registers",
+            "print $sp",
+            "x/gx $sp",
+            "threads",
+            "continue",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rsp = docs[1]["registers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "rsp")
+        .map(|r| hex(&r["value"]))
+        .unwrap();
+    assert_eq!(rsp, sp_proc);
+    assert_eq!(docs[2]["value"].as_u64().unwrap(), sp_proc);
+    assert!(sp_proc < f.addr("stack_local"));
+    assert_eq!(hex(&docs[3]["address"]), sp_proc);
+    let main = &docs[4]["threads"][0];
+    assert_eq!(hex(&main["sp"]), sp_proc);
+    // vmscope exited: the target runs again and nobody traces it.
+    assert!(wait_until(5, || tracer_pid(pid) == Some(0)));
+    assert_eq!(f.state(), 'S');
+}
+
+#[test]
+fn registers_need_a_stopped_target() {
+    let f = Fixture::start("facts");
+    let (docs, out) = json_batch(f.pid(), &["registers", "print $sp"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        docs[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("run `stop` first"),
+        "{}",
+        docs[0]
+    );
+    assert!(
+        docs[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("run `stop` first"),
+        "{}",
+        docs[1]
+    );
+}
+
+fn kill_vmscope_while_stopped(signal: i32) -> (Fixture, std::process::ExitStatus) {
+    let f = Fixture::start("facts");
+    let pid = f.pid();
+    let mut s = Piped::start(&["-p", &pid.to_string()]);
+    s.send("stop");
+    assert!(
+        wait_until(10, || proc_state(pid) == 't'),
+        "target never stopped"
+    );
+    // SAFETY: kill on the pid of a child we started.
+    unsafe { libc::kill(s.child.id() as i32, signal) };
+    let status = s.child.wait().unwrap();
+    (f, status)
+}
+
+#[test]
+fn a_sigkilled_vmscope_leaves_the_target_running() {
+    let (f, _) = kill_vmscope_while_stopped(libc::SIGKILL);
+    assert!(
+        wait_until(5, || tracer_pid(f.pid()) == Some(0)),
+        "still traced"
+    );
+    assert!(wait_until(5, || f.state() == 'S'), "state {}", f.state());
+}
+
+#[test]
+fn sigterm_and_sighup_detach_before_exiting() {
+    for sig in [libc::SIGTERM, libc::SIGHUP] {
+        let (f, status) = kill_vmscope_while_stopped(sig);
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            status.code(),
+            Some(128 + sig),
+            "{status:?} {:?}",
+            status.signal()
+        );
+        assert_eq!(tracer_pid(f.pid()), Some(0));
+        assert!(wait_until(5, || f.state() == 'S'), "state {}", f.state());
+    }
+}
+
+#[test]
+fn info_agrees_with_proc_status() {
+    let f = Fixture::start("facts");
+    let (docs, out) = json_batch(f.pid(), &["info"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", f.pid())).unwrap();
+    let kb = |key: &str| -> u64 {
+        let line = status.lines().find(|l| l.starts_with(key)).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            * 1024
+    };
+    let d = &docs[0];
+    assert_eq!(d["pid"], f.pid());
+    assert_eq!(d["name"], "fixture-facts");
+    assert_eq!(d["threads"], 3);
+    assert_eq!(d["vm_size"].as_u64().unwrap(), kb("VmSize:"));
+    assert_eq!(d["vm_swap"].as_u64().unwrap(), kb("VmSwap:"));
+    assert_eq!(d["rss_shmem"].as_u64().unwrap(), kb("RssShmem:"));
+    assert!(d["minflt"].as_u64().unwrap() > 0);
+    assert!(d["exe"].as_str().unwrap().ends_with("fixture-facts"));
+    assert_eq!(
+        d["cmdline"][1].as_str().unwrap(),
+        f.scratch.0.to_str().unwrap()
+    );
+    assert_eq!(d["stopped"], false);
+}
+
+#[test]
+fn threads_match_the_fixture() {
+    let f = Fixture::start("facts");
+    f.wait_paused();
+    let (docs, out) = json_batch(f.pid(), &["threads"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let threads = docs[0]["threads"].as_array().unwrap();
+    let tids: Vec<i64> = threads.iter().map(|t| t["tid"].as_i64().unwrap()).collect();
+    let mut want: Vec<i64> = f.facts["tids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_i64().unwrap())
+        .collect();
+    want.sort();
+    assert_eq!(tids, want);
+    let names: Vec<&str> = threads
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"worker-1") && names.contains(&"worker-2"),
+        "{names:?}"
+    );
+    for t in threads {
+        assert_eq!(t["syscall"]["name"], "pause", "{t}");
+        assert!(t["sp"].is_string() && t["pc"].is_string(), "{t}");
+    }
+}
+
+#[test]
+fn the_demo_runs_the_tour_and_leaves_nothing_behind() {
+    let out = Command::new(VMSCOPE)
+        .arg("demo")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}\n{}", text, stderr(&out));
+    for needle in [
+        "== 1. The process ==",
+        "0x000000005741434b",
+        "Hello from the demo's mapped file",
+        "stopped process",
+        "The tour is over",
+    ] {
+        assert!(text.contains(needle), "tour lacks {needle:?}:\n{text}");
+    }
+    let pid_of = |prefix: &str| -> i32 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix:?} in the tour"))
+    };
+    let target = pid_of("pid:");
+    let child = text
+        .lines()
+        .find_map(|l| l.strip_prefix("$child_pid = "))
+        .and_then(|v| v.split('(').nth(1))
+        .and_then(|v| v.trim_end_matches(')').parse::<i32>().ok())
+        .expect("child pid in the tour");
+    for pid in [target, child] {
+        assert!(
+            wait_until(5, || !std::path::Path::new(&format!("/proc/{pid}"))
+                .exists()),
+            "process {pid} left behind (state {})",
+            proc_state(pid)
+        );
+    }
+    let leftovers = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy() == format!("vmscope-demo-{target}.txt"));
+    assert!(!leftovers, "the demo's file was left in the temp dir");
+}
