@@ -42,6 +42,7 @@ pub fn run_target() -> ! {
     // vmscope, even if vmscope is killed with SIGKILL.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        libc::prctl(libc::PR_SET_NAME, c"vmscope-demo".as_ptr());
     }
     let pid = std::process::id() as i32;
     let path = std::env::temp_dir().join(format!("vmscope-demo-{pid}.txt"));
@@ -87,11 +88,6 @@ pub fn run_target() -> ! {
         mapped_path: path,
         child_pid: child,
     };
-    println!(
-        "{}",
-        serde_json::to_string(&facts).expect("facts serialize")
-    );
-    let _ = std::io::Write::flush(&mut std::io::stdout());
     std::thread::Builder::new()
         .name("demo-worker".into())
         .spawn(|| {
@@ -100,6 +96,13 @@ pub fn run_target() -> ! {
             }
         })
         .expect("spawn the worker thread");
+    // Let both threads settle into their sleeps before vmscope looks.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    println!(
+        "{}",
+        serde_json::to_string(&facts).expect("facts serialize")
+    );
+    let _ = std::io::Write::flush(&mut std::io::stdout());
     loop {
         // SAFETY: heap_ptr is a live Box we leaked on purpose; only this thread writes it.
         unsafe {

@@ -109,7 +109,7 @@ pub fn threads(t: &Threads, style: Style, w: &mut dyn Write) -> io::Result<()> {
         w,
         "{}",
         style.heading(format!(
-            "{:>8}  {:<16} {:<5} {:<22} {:<18} {:<18}",
+            "{:>8}  {:<16} {:<5} {:<22} {:<18} {}",
             "TID", "NAME", "STATE", "SYSCALL", "SP", "PC"
         ))
     )?;
@@ -130,7 +130,7 @@ pub fn threads(t: &Threads, style: Style, w: &mut dyn Write) -> io::Result<()> {
             th.state,
             syscall,
             style.addr(format!("{:<18}", opt(th.sp))),
-            style.addr(format!("{:<18}", opt(th.pc))),
+            style.addr(opt(th.pc)),
         )?;
     }
     Ok(())
