@@ -104,14 +104,28 @@ fn a_target_that_exits_midway_is_reported_and_the_session_survives() {
 
 #[test]
 fn a_launched_program_reports_its_exit_status() {
-    let mut s = Piped::start(&["--", "/bin/sh", "-c", "sleep 0.3; exit 3"]);
+    let dir = Scratch::new("launch");
+    let go = dir.0.join("go");
+    let script = format!("while [ ! -e '{}' ]; do sleep 0.02; done; exit 3", go.display());
+    let mut s = Piped::start(&["--", "/bin/sh", "-c", &script]);
+    let me = s.child.id();
+    let mut pid = 0;
+    assert!(wait_until(10, || {
+        pid = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children"))
+            .ok()
+            .and_then(|c| c.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+        pid != 0
+    }));
     s.send("info");
-    std::thread::sleep(Duration::from_millis(900));
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(&go, "").unwrap();
+    assert!(wait_until(10, || proc_state(pid) == 'Z'), "the program did not exit");
     s.send("info");
     let out = s.finish();
     let err = stderr(&out);
-    assert!(err.contains("exited (exit code 3)"), "{err}");
-    assert!(stdout(&out).contains("command line: /bin/sh -c sleep 0.3; exit 3"));
+    assert!(err.contains(&format!("process {pid} exited (exit code 3)")), "{err}");
+    assert!(stdout(&out).contains("command line: /bin/sh -c while"), "{}", stdout(&out));
 }
 
 #[test]
