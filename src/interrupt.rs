@@ -1,12 +1,13 @@
-//! Ctrl-C and fatal signals. While the REPL runs a command, SIGINT only sets a flag that long
-//! commands poll ([`check`]); otherwise, and for SIGTERM and SIGHUP, vmscope lets go of its target
-//! (detach every traced thread, kill what it launched) and exits with 128 + the signal number.
+//! Ctrl-C and fatal signals. While the REPL runs, SIGINT only sets a flag that long commands poll
+//! ([`check`]): it interrupts the command, never the REPL. Otherwise (batch mode, a pipe), and for
+//! SIGTERM and SIGHUP, vmscope lets go of its target (detach every traced thread, kill what it
+//! launched) and exits with 128 + the signal number.
 
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-static COMMAND_RUNNING: AtomicBool = AtomicBool::new(false);
+static REPL_ACTIVE: AtomicBool = AtomicBool::new(false);
 
 /// Fails with [`Error::Interrupted`] once Ctrl-C was pressed during the current command.
 pub fn check() -> Result<()> {
@@ -17,10 +18,9 @@ pub fn check() -> Result<()> {
     }
 }
 
-/// Marks a command as running (Ctrl-C interrupts it) until the guard is dropped.
-pub fn command_scope(interactive: bool) -> CommandScope {
+/// Starts a command with no Ctrl-C pending; a Ctrl-C pressed at the prompt is forgotten.
+pub fn command_scope() -> CommandScope {
     INTERRUPTED.store(false, Ordering::SeqCst);
-    COMMAND_RUNNING.store(interactive, Ordering::SeqCst);
     CommandScope
 }
 
@@ -28,13 +28,17 @@ pub struct CommandScope;
 
 impl Drop for CommandScope {
     fn drop(&mut self) {
-        COMMAND_RUNNING.store(false, Ordering::SeqCst);
         INTERRUPTED.store(false, Ordering::SeqCst);
     }
 }
 
+/// While the REPL runs, SIGINT interrupts commands instead of ending vmscope.
+pub fn set_repl_active(active: bool) {
+    REPL_ACTIVE.store(active, Ordering::SeqCst);
+}
+
 extern "C" fn on_signal(sig: libc::c_int) {
-    if sig == libc::SIGINT && COMMAND_RUNNING.load(Ordering::SeqCst) {
+    if sig == libc::SIGINT && REPL_ACTIVE.load(Ordering::SeqCst) {
         INTERRUPTED.store(true, Ordering::SeqCst);
         return;
     }

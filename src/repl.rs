@@ -150,7 +150,7 @@ pub fn run(session: &mut Session) -> bool {
     if let Some(path) = &history {
         let _ = editor.load_history(path);
     }
-    session.interactive = true;
+    crate::interrupt::set_repl_active(true);
     let mut ok = true;
     let mut last: Option<String> = None;
     while !session.quit_requested {
@@ -158,9 +158,13 @@ pub fn run(session: &mut Session) -> bool {
             Ok(line) => {
                 let trimmed = line.trim();
                 if trimmed.is_empty() {
-                    // An empty line repeats only what is harmless to repeat: `x` continues.
-                    if last.as_deref().is_some_and(|l| l.starts_with('x')) {
-                        ok = session.run_line("x");
+                    // An empty line repeats only what is harmless to repeat: `x` continues
+                    // after the last address with the same count, format and size, as in gdb.
+                    if last
+                        .as_deref()
+                        .is_some_and(|l| l == "x" || l.starts_with("x/") || l.starts_with("x "))
+                    {
+                        ok = session.run_line(&format!("x/{}", session.examine.count));
                     }
                     continue;
                 }
@@ -177,6 +181,7 @@ pub fn run(session: &mut Session) -> bool {
             }
         }
     }
+    crate::interrupt::set_repl_active(false);
     if let Some(path) = &history {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);

@@ -106,7 +106,10 @@ fn a_target_that_exits_midway_is_reported_and_the_session_survives() {
 fn a_launched_program_reports_its_exit_status() {
     let dir = Scratch::new("launch");
     let go = dir.0.join("go");
-    let script = format!("while [ ! -e '{}' ]; do sleep 0.02; done; exit 3", go.display());
+    let script = format!(
+        "while [ ! -e '{}' ]; do sleep 0.02; done; exit 3",
+        go.display()
+    );
     let mut s = Piped::start(&["--", "/bin/sh", "-c", &script]);
     let me = s.child.id();
     let mut pid = 0;
@@ -120,12 +123,22 @@ fn a_launched_program_reports_its_exit_status() {
     s.send("info");
     std::thread::sleep(Duration::from_millis(300));
     std::fs::write(&go, "").unwrap();
-    assert!(wait_until(10, || proc_state(pid) == 'Z'), "the program did not exit");
+    assert!(
+        wait_until(10, || proc_state(pid) == 'Z'),
+        "the program did not exit"
+    );
     s.send("info");
     let out = s.finish();
     let err = stderr(&out);
-    assert!(err.contains(&format!("process {pid} exited (exit code 3)")), "{err}");
-    assert!(stdout(&out).contains("command line: /bin/sh -c while"), "{}", stdout(&out));
+    assert!(
+        err.contains(&format!("process {pid} exited (exit code 3)")),
+        "{err}"
+    );
+    assert!(
+        stdout(&out).contains("command line: /bin/sh -c while"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]

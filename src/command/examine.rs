@@ -148,6 +148,7 @@ pub fn run(session: &mut Session, inv: &Invocation<'_>) -> Result<Output> {
         _ => out.items.len() as u64 * u64::from(fmt.size),
     };
     session.examine = ExamineState {
+        count: fmt.count,
         format: fmt.format,
         size: fmt.size,
         next: address.checked_add(consumed),
@@ -317,6 +318,7 @@ mod tests {
 
     fn last() -> ExamineState {
         ExamineState {
+            count: 1,
             format: 'x',
             size: 4,
             next: None,

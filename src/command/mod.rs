@@ -50,6 +50,7 @@ pub trait SymbolResolver {
 /// Remembered between `x` commands, as gdb does: the format, the size and the next address.
 #[derive(Debug, Clone, Copy)]
 pub struct ExamineState {
+    pub count: u64,
     pub format: char,
     pub size: u8,
     pub next: Option<VirtAddr>,
@@ -65,8 +66,6 @@ pub struct Session {
     pub symbols: Option<Box<dyn SymbolResolver>>,
     /// Nesting depth of `source`, to stop a file that sources itself.
     pub source_depth: usize,
-    /// Whether commands run from the REPL (Ctrl-C interrupts the command, not vmscope).
-    pub interactive: bool,
     pub quit_requested: bool,
     /// Where results and errors are written.
     pub printer: crate::render::Printer,
@@ -79,13 +78,13 @@ impl Session {
             settings,
             vars: BTreeMap::new(),
             examine: ExamineState {
+                count: 1,
                 format: 'x',
                 size: 4,
                 next: None,
             },
             symbols: None,
             source_depth: 0,
-            interactive: false,
             quit_requested: false,
             printer: crate::render::Printer::default(),
         }
@@ -127,7 +126,7 @@ impl Session {
             args: cl.args,
             args_col: cl.args_col,
         };
-        let _scope = crate::interrupt::command_scope(self.interactive);
+        let _scope = crate::interrupt::command_scope();
         (spec.run)(self, &inv)
     }
 

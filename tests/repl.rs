@@ -1,0 +1,59 @@
+//! The interactive REPL, driven through a real pseudo-terminal (`script` allocates it): prompt,
+//! completion, Ctrl-C at the prompt, the empty line repeating `x`, history, and Ctrl-D detaching.
+
+mod common;
+use common::*;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+#[test]
+fn a_session_in_a_terminal() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: `script` (util-linux) is not installed, so no pseudo-terminal test");
+        return;
+    }
+    let f = Fixture::start("facts");
+    f.wait_paused();
+    let state = Scratch::new("repl-state");
+    let cmd = format!("{VMSCOPE} -p {}", f.pid());
+    let mut child = Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .env("XDG_STATE_HOME", &state.0)
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut send = |keys: &str| {
+        stdin.write_all(keys.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    send("thre\t"); // Tab completes the common prefix of thread/threads
+    send("s\r");
+    send("\x03"); // Ctrl-C at the prompt: a new prompt, not an exit
+    send("stop\r");
+    send(&format!("x/2gx {:#x}\r", f.addr("global_values")));
+    send("\r"); // repeats x: the next two units
+    send("\x04"); // Ctrl-D: detach and exit
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let text = stdout(&out);
+    assert!(text.contains("(vmscope) "), "{text}");
+    assert!(text.contains("worker-1"), "threads did not run:\n{text}");
+    assert!(text.contains("stopped process"), "{text}");
+    assert!(text.contains("0x1122334455667788"), "{text}");
+    // The repeated x shows the next two units: 42 and 0.
+    assert!(
+        text.contains("0x000000000000002a  0x0000000000000000"),
+        "{text}"
+    );
+    // Ctrl-D let go of the stopped target.
+    assert!(wait_until(5, || f.state() == 'S'), "state {}", f.state());
+    let history = std::fs::read_to_string(state.0.join("vmscope/history")).unwrap();
+    assert!(history.contains("stop"), "{history}");
+}
