@@ -3,6 +3,7 @@
 mod common;
 use common::*;
 use std::io::Write;
+use std::process::Command;
 
 #[test]
 fn help_documents_exit_statuses() {
@@ -223,4 +224,29 @@ fn color_never_and_always() {
     assert!(!stdout(&plain).contains('\x1b'));
     let colored = vmscope(&["-p", &pid, "--batch", "--color", "always", "-ex", "threads"]);
     assert!(stdout(&colored).contains("\x1b["));
+}
+
+#[test]
+fn permission_errors_name_the_fix() {
+    if Command::new("setpriv").arg("--version").output().is_err() || !is_root() {
+        eprintln!("SKIPPED: needs root and setpriv to run vmscope as an unprivileged user");
+        return;
+    }
+    let f = Fixture::start("facts");
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", VMSCOPE])
+        .args(["-p", &f.pid().to_string(), "--batch", "-ex", "info"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("permission denied") && err.contains("CAP_SYS_PTRACE"),
+        "{err}"
+    );
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
 }
