@@ -2,7 +2,10 @@
 //! permissions, file offset, device/inode, what backs it). Every backend produces these; the
 //! commands that explain memory (`regions`, `whatis`, `translate`...) consume them.
 
+pub mod usage;
+
 use crate::addr::{FileOffset, VirtAddr};
+pub use usage::Usage;
 use serde::{Serialize, Serializer};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -156,6 +159,8 @@ pub struct Region {
     pub dev: (u32, u32),
     pub inode: u64,
     pub backing: Backing,
+    /// What /proc/PID/smaps says of it, when usage was asked for.
+    pub usage: Option<Usage>,
 }
 
 impl Region {
@@ -198,6 +203,7 @@ mod tests {
             dev: (0, 0),
             inode: 0,
             backing: Backing::Anonymous,
+            usage: None,
         };
         let list = [r(0x1000, 0x2000), r(0x3000, 0x5000)];
         assert_eq!(

@@ -107,6 +107,11 @@ pub trait Target {
     /// Every mapping, sorted by address.
     fn regions(&mut self) -> Result<Vec<Region>>;
 
+    /// Every mapping with its memory usage (`Region::usage` filled), sorted by address.
+    fn regions_with_usage(&mut self) -> Result<Vec<Region>> {
+        Err(self.unsupported("memory usage per region"))
+    }
+
     /// Reads memory at `addr` into `buf`; returns how many bytes were read (fewer than asked when
     /// the range runs into unreadable memory). Reading nothing at all is an error.
     fn read(&mut self, addr: VirtAddr, buf: &mut [u8]) -> Result<usize>;

@@ -168,6 +168,7 @@ fn parse_fields(line: &[u8]) -> Result<Region, Bad<'_>> {
         dev,
         inode,
         backing: backing(name),
+        usage: None,
     })
 }
 

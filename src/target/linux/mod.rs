@@ -5,6 +5,7 @@
 pub mod maps;
 pub mod procfs;
 pub mod ptrace;
+pub mod smaps;
 
 use crate::addr::VirtAddr;
 use crate::error::{Error, Result};
@@ -186,6 +187,22 @@ impl Target for LinuxProcess {
             path: format!("/proc/{}/maps", self.pid()),
             message: e.to_string(),
         })
+    }
+
+    fn regions_with_usage(&mut self) -> Result<Vec<Region>> {
+        let path = format!("/proc/{}/smaps", self.pid());
+        let file = File::open(&path).map_err(|e| self.io_error(&path, e))?;
+        let regions = smaps::parse_smaps(file).map_err(|e| match e {
+            smaps::SmapsError::Io(e) => self.io_error(&path, e),
+            other => Error::BadFile {
+                path: path.clone(),
+                message: other.to_string(),
+            },
+        })?;
+        if regions.is_empty() {
+            self.ensure_alive()?;
+        }
+        Ok(regions)
     }
 
     fn read(&mut self, addr: VirtAddr, buf: &mut [u8]) -> Result<usize> {
