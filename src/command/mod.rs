@@ -5,10 +5,12 @@
 pub mod control;
 pub mod examine;
 pub mod expr;
+pub mod flags;
 pub mod help;
 pub mod info;
 pub mod line;
 pub mod misc;
+pub mod regions;
 pub mod registry;
 pub mod settings;
 pub mod threads;
@@ -33,6 +35,7 @@ pub enum Output {
     Examine(examine::Examine),
     Value(misc::Value),
     Settings(settings::SettingsOut),
+    Regions(regions::RegionsOut),
 }
 
 /// How output is shown; changed by `set` and the command line.
@@ -170,7 +173,7 @@ pub struct Invocation<'a> {
     pub args_col: usize,
 }
 
-impl Invocation<'_> {
+impl<'a> Invocation<'a> {
     /// A parse error in a piece of the arguments that starts at `col` (chars into `args`),
     /// re-based onto the whole line so the caret lands under the right column.
     pub fn parse_error(&self, e: ParseError, col: usize) -> Error {
@@ -178,7 +181,7 @@ impl Invocation<'_> {
     }
 
     /// The arguments split into words (parentheses, brackets and quotes kept together).
-    pub fn words(&self) -> Result<Vec<(usize, &str)>> {
+    pub fn words(&self) -> Result<Vec<(usize, &'a str)>> {
         expr::split_args(self.args).map_err(|e| self.parse_error(e, 0))
     }
 

@@ -1,7 +1,9 @@
 //! The one registry of commands: names, aliases, summaries, usage, long help, the words the REPL
 //! completes after them, and the handler. Help, completion and dispatch all read this table.
 
-use super::{Invocation, Output, Session, control, examine, help, info, misc, settings, threads};
+use super::{
+    Invocation, Output, Session, control, examine, help, info, misc, regions, settings, threads,
+};
 use crate::error::Result;
 
 pub type Handler = fn(&mut Session, &Invocation<'_>) -> Result<Output>;
@@ -75,6 +77,52 @@ pub static COMMANDS: &[CommandSpec] = &[
         words: &[],
         completion: Completion::Words,
         run: threads::run_registers,
+    },
+    CommandSpec {
+        name: "regions",
+        aliases: &["vmmap"],
+        summary: "the memory map: every region with kind, usage and sharing; summary by kind",
+        usage: "regions [ADDR [-A N] [-B N]] [PATTERN] [--kind K[,K]] [--perm w+x] [--gaps] \
+                [--sort addr|size|rss|dirty|swap] [--top N] [--summary] [--wide] [--bytes]",
+        help: "Lists every mapping with its range, size, resident (RSS), dirty and swapped bytes \
+               (from /proc/PID/smaps), permissions, sharing mode (SM: PRV private, COW \
+               copy-on-write, SHM shared, NUL nothing resident), kind and detail, then a summary \
+               by kind with the largest free block.\n\
+               Kinds: image (executable and libraries, by part: .text .rodata .relro .data .bss), \
+               heap ([heap] and glibc arenas), stack (per thread), file, shared (shm, memfd, SysV, \
+               shared anonymous), private (anonymous), guard (no access), system (vdso, vvar, \
+               vsyscall), free (gaps).\n\
+               regions ADDR shows the region holding ADDR (with -A/-B neighbours, free gaps \
+               included); a PATTERN keeps regions whose detail or path contains it; --wide adds \
+               PSS, private/shared clean/dirty, locked, THP, offset, dev:inode and VmFlags.",
+        words: &[
+            "--wide",
+            "--bytes",
+            "--gaps",
+            "--summary",
+            "--kind",
+            "--perm",
+            "--sort",
+            "--top",
+            "-A",
+            "-B",
+            "image",
+            "heap",
+            "stack",
+            "file",
+            "shared",
+            "private",
+            "guard",
+            "system",
+            "free",
+            "addr",
+            "size",
+            "rss",
+            "dirty",
+            "swap",
+        ],
+        completion: Completion::Words,
+        run: regions::run,
     },
     CommandSpec {
         name: "x",

@@ -2,13 +2,17 @@
 //! permissions, file offset, device/inode, what backs it). Every backend produces these; the
 //! commands that explain memory (`regions`, `whatis`, `translate`...) consume them.
 
+pub mod classify;
+pub mod elf;
+pub mod kind;
+pub mod summary;
 pub mod usage;
 
 use crate::addr::{FileOffset, VirtAddr};
-pub use usage::Usage;
 use serde::{Serialize, Serializer};
 use std::fmt;
 use std::path::{Path, PathBuf};
+pub use usage::Usage;
 
 /// Access permissions and whether the mapping is shared (`s`) or private (`p`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]

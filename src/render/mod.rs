@@ -5,6 +5,7 @@
 pub mod escape;
 pub mod json;
 mod process;
+mod regions;
 pub mod style;
 pub mod units;
 
@@ -30,6 +31,7 @@ pub fn text(out: &Output, style: Style, w: &mut dyn Write) -> io::Result<()> {
         Output::Registers(r) => process::registers(r, style, w),
         Output::Examine(x) => process::examine(x, style, w),
         Output::Settings(s) => process::settings(s, w),
+        Output::Regions(r) => regions::regions(r, style, w),
     }
 }
 

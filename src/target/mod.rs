@@ -112,6 +112,16 @@ pub trait Target {
         Err(self.unsupported("memory usage per region"))
     }
 
+    /// Opens the file behind a file-backed region (the very file mapped, even when its path was
+    /// deleted or replaced, where the OS allows).
+    fn mapped_file(&mut self, region: &Region) -> Result<std::fs::File> {
+        let path = region
+            .backing
+            .path()
+            .ok_or_else(|| Error::usage(format!("the region at {} maps no file", region.start)))?;
+        std::fs::File::open(path).map_err(|e| Error::io(path.display().to_string(), e))
+    }
+
     /// Reads memory at `addr` into `buf`; returns how many bytes were read (fewer than asked when
     /// the range runs into unreadable memory). Reading nothing at all is an error.
     fn read(&mut self, addr: VirtAddr, buf: &mut [u8]) -> Result<usize>;

@@ -205,6 +205,29 @@ impl Target for LinuxProcess {
         Ok(regions)
     }
 
+    fn mapped_file(&mut self, region: &Region) -> Result<File> {
+        // map_files/ opens the very inode mapped (deleted or replaced files too; needs
+        // CAP_SYS_ADMIN); root/ resolves the path in the target's mount namespace.
+        let by_range = format!(
+            "/proc/{}/map_files/{:x}-{:x}",
+            self.pid(),
+            region.start.get(),
+            region.end.get()
+        );
+        if let Ok(f) = File::open(&by_range) {
+            return Ok(f);
+        }
+        let path = region
+            .backing
+            .path()
+            .ok_or_else(|| Error::usage(format!("the region at {} maps no file", region.start)))?;
+        let rooted = Path::new(&format!("/proc/{}/root", self.pid()))
+            .join(path.strip_prefix("/").unwrap_or(path));
+        File::open(&rooted)
+            .or_else(|_| File::open(path))
+            .map_err(|e| Error::io(path.display().to_string(), e))
+    }
+
     fn read(&mut self, addr: VirtAddr, buf: &mut [u8]) -> Result<usize> {
         if buf.is_empty() {
             return Ok(0);

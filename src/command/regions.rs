@@ -1,0 +1,263 @@
+//! `regions` (alias `vmmap`): every region with its kind, usage and sharing mode, the free gaps,
+//! and the summary by kind; filtered by address, kind, permissions or name; sorted; or only the
+//! summary.
+
+use super::flags::Flags;
+use super::{Invocation, Output, Session};
+use crate::addr::{FileOffset, VirtAddr};
+use crate::error::{Error, ParseError, Result};
+use crate::regions::classify::{self, Explained};
+use crate::regions::kind::{Kind, Sharing};
+use crate::regions::summary::{self, Gap, KindSummary};
+use crate::regions::{Region, Usage};
+use serde::Serialize;
+
+pub const SWITCHES: &[&str] = &["--wide", "--bytes", "--gaps", "--summary"];
+pub const VALUED: &[&str] = &["--kind", "--perm", "--sort", "--top", "-A", "-B"];
+
+/// One row of the table: a region, or a free gap when gaps are shown.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub start: VirtAddr,
+    pub end: VirtAddr,
+    pub size: u64,
+    pub perms: String,
+    pub offset: FileOffset,
+    pub dev: String,
+    pub inode: u64,
+    pub path: Option<String>,
+    pub kind: Kind,
+    pub detail: String,
+    pub sharing: Option<Sharing>,
+    pub tid: Option<i32>,
+    #[serde(flatten)]
+    pub usage: Usage,
+    /// Whether the row's usage is known (false for free gaps and backends without smaps).
+    #[serde(skip)]
+    pub has_usage: bool,
+    /// The row the selection asked for (`regions ADDR`).
+    #[serde(skip)]
+    pub selected: bool,
+}
+
+/// How the table is drawn; not part of the JSON.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct View {
+    pub wide: bool,
+    pub bytes: bool,
+    pub summary_only: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RegionsOut {
+    pub pid: i32,
+    pub regions: Vec<Row>,
+    pub summary: Vec<KindSummary>,
+    pub totals: Usage,
+    pub largest_free: Option<Gap>,
+    #[serde(skip)]
+    pub view: View,
+}
+
+impl Row {
+    fn region(e: &Explained) -> Row {
+        let r: &Region = &e.region;
+        Row {
+            start: r.start,
+            end: r.end,
+            size: r.size(),
+            perms: r.perms.to_string(),
+            offset: r.offset,
+            dev: format!("{:02x}:{:02x}", r.dev.0, r.dev.1),
+            inode: r.inode,
+            path: r.backing.path().map(|p| p.to_string_lossy().into_owned()),
+            kind: e.kind,
+            detail: e.detail.clone(),
+            sharing: Some(e.sharing),
+            tid: e.tid,
+            has_usage: r.usage.is_some(),
+            usage: r.usage.clone().unwrap_or_default(),
+            selected: false,
+        }
+    }
+
+    fn gap(g: &Gap) -> Row {
+        Row {
+            start: g.start,
+            end: g.end,
+            size: g.size,
+            perms: "----".into(),
+            offset: FileOffset(0),
+            dev: "00:00".into(),
+            inode: 0,
+            path: None,
+            kind: Kind::Free,
+            detail: String::new(),
+            sharing: None,
+            tid: None,
+            usage: Usage::default(),
+            has_usage: false,
+            selected: false,
+        }
+    }
+}
+
+/// `--perm w+x`, `rwx`, `x`: the permissions a region must have all of.
+fn perm_filter(inv: &Invocation<'_>, col: usize, spec: &str) -> Result<impl Fn(&Row) -> bool> {
+    let mut want = Vec::new();
+    for (i, c) in spec.char_indices() {
+        match c {
+            'r' | 'w' | 'x' | 's' | 'p' => want.push(c),
+            '+' | ',' => {}
+            _ => {
+                return Err(inv.parse_error(
+                    ParseError::new(
+                        inv.args,
+                        col + i,
+                        format!("`{c}` is not a permission (r w x s p)"),
+                    ),
+                    0,
+                ));
+            }
+        }
+    }
+    Ok(move |row: &Row| want.iter().all(|c| row.perms.contains(*c)))
+}
+
+fn kinds(inv: &Invocation<'_>, col: usize, spec: &str) -> Result<Vec<Kind>> {
+    let mut out = Vec::new();
+    let mut at = col;
+    for name in spec.split(',') {
+        let kind = Kind::parse(name).ok_or_else(|| {
+            let all: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+            inv.parse_error(
+                ParseError::new(
+                    inv.args,
+                    at,
+                    format!("no kind `{name}` (kinds: {})", all.join(" ")),
+                ),
+                0,
+            )
+        })?;
+        out.push(kind);
+        at += name.len() + 1;
+    }
+    Ok(out)
+}
+
+/// Does a positional word look like an address expression rather than a name pattern?
+fn is_address(word: &str) -> bool {
+    word.starts_with(|c: char| c.is_ascii_digit() || "$*([-".contains(c))
+}
+
+pub fn run(session: &mut Session, inv: &Invocation<'_>) -> Result<Output> {
+    let flags = Flags::parse(inv, SWITCHES, VALUED)?;
+    let mut address = None;
+    let mut pattern = None;
+    for &(col, word) in &flags.positional {
+        if is_address(word) && address.is_none() {
+            address = Some(VirtAddr(session.eval(inv, word, col)?));
+        } else if pattern.is_none() {
+            pattern = Some(word);
+        } else {
+            return Err(inv.usage_error(format!("unexpected `{word}`")));
+        }
+    }
+    let kind_filter = match flags.value(&["--kind"]) {
+        Some((col, spec)) => Some(kinds(inv, col, spec)?),
+        None => None,
+    };
+    let perm = match flags.value(&["--perm"]) {
+        Some((col, spec)) => Some(perm_filter(inv, col, spec)?),
+        None => None,
+    };
+    let sort = match flags.value(&["--sort"]) {
+        None => "addr",
+        Some((_, s @ ("addr" | "size" | "rss" | "dirty" | "swap"))) => s,
+        Some((col, s)) => {
+            return Err(inv.parse_error(
+                ParseError::new(
+                    inv.args,
+                    col,
+                    format!("cannot sort by `{s}`: addr size rss dirty swap"),
+                ),
+                0,
+            ));
+        }
+    };
+    let top = flags.number(inv, &["--top"])?;
+    let after = flags.number(inv, &["-A"])?.unwrap_or(0) as usize;
+    let before = flags.number(inv, &["-B"])?.unwrap_or(0) as usize;
+
+    let target = session.target()?;
+    let pid = target.info().pid;
+    let regions = match target.regions_with_usage() {
+        Err(Error::Unsupported { .. }) => target.regions()?,
+        other => other?,
+    };
+    crate::interrupt::check()?;
+    let explained = classify::explain(target, regions)?;
+    let gaps = summary::gaps(&explained);
+    let sum = summary::summarize(&explained, &gaps);
+
+    let show_free = flags.has("--gaps")
+        || address.is_some()
+        || kind_filter
+            .as_ref()
+            .is_some_and(|k| k.contains(&Kind::Free));
+    let mut rows: Vec<Row> = Vec::with_capacity(explained.len());
+    let mut gi = gaps.iter().peekable();
+    for e in &explained {
+        while show_free && gi.peek().is_some_and(|g| g.start < e.region.start) {
+            rows.push(Row::gap(gi.next().expect("peeked")));
+        }
+        rows.push(Row::region(e));
+    }
+    if show_free {
+        rows.extend(gi.map(Row::gap));
+    }
+
+    if let Some(addr) = address {
+        let i = rows
+            .iter()
+            .position(|r| r.start <= addr && addr < r.end)
+            .ok_or_else(|| Error::usage(format!("{addr} is outside the user address space")))?;
+        rows[i].selected = true;
+        let lo = i.saturating_sub(before);
+        let hi = (i + after + 1).min(rows.len());
+        rows = rows.drain(lo..hi).collect();
+    }
+    rows.retain(|r| {
+        kind_filter.as_ref().is_none_or(|k| k.contains(&r.kind))
+            && perm.as_ref().is_none_or(|p| r.kind != Kind::Free && p(r))
+            && pattern.is_none_or(|p| {
+                r.detail.contains(p) || r.path.as_deref().is_some_and(|x| x.contains(p))
+            })
+    });
+    match sort {
+        "size" => rows.sort_by_key(|r| std::cmp::Reverse(r.size)),
+        "rss" => rows.sort_by_key(|r| std::cmp::Reverse(r.usage.rss)),
+        "dirty" => rows.sort_by_key(|r| std::cmp::Reverse(r.usage.dirty())),
+        "swap" => rows.sort_by_key(|r| std::cmp::Reverse(r.usage.swap)),
+        _ => {}
+    }
+    if let Some(n) = top {
+        rows.truncate(n as usize);
+    }
+    let view = View {
+        wide: flags.has("--wide"),
+        bytes: flags.has("--bytes"),
+        summary_only: flags.has("--summary"),
+    };
+    if view.summary_only {
+        rows.clear();
+    }
+    Ok(Output::Regions(RegionsOut {
+        pid,
+        regions: rows,
+        summary: sum.rows,
+        totals: sum.totals,
+        largest_free: sum.largest_free,
+        view,
+    }))
+}

@@ -1,0 +1,202 @@
+//! The `regions` table and summary: aligned columns, human or exact sizes, colored by kind (code,
+//! data, rodata, heap, stack...) with writable+executable mappings highlighted, and a legend.
+
+use super::escape::escape_str;
+use super::style::{Paint, Style};
+use super::units::human;
+use crate::command::regions::{RegionsOut, Row};
+use crate::regions::elf::ImagePart;
+use crate::regions::kind::Kind;
+use std::io::{self, Write};
+
+/// What a row is painted as.
+fn paint_of(row: &Row) -> Paint {
+    if row.perms.contains('w') && row.perms.contains('x') {
+        return Paint::WriteExec;
+    }
+    match row.kind {
+        Kind::Stack => Paint::Stack,
+        Kind::Heap => Paint::Heap,
+        Kind::Image if row.perms.contains('x') => Paint::Code,
+        Kind::Image if row.detail.ends_with(ImagePart::Rodata.name()) => Paint::Rodata,
+        Kind::Image => Paint::Data,
+        Kind::File => Paint::File,
+        Kind::Shared => Paint::Shared,
+        Kind::Guard | Kind::Free | Kind::System => Paint::Dim,
+        Kind::Private => Paint::Plain,
+    }
+}
+
+pub fn regions(out: &RegionsOut, style: Style, w: &mut dyn Write) -> io::Result<()> {
+    let size = |v: u64| {
+        if out.view.bytes {
+            v.to_string()
+        } else {
+            human(v)
+        }
+    };
+    if !out.view.summary_only {
+        table(out, style, &size, w)?;
+        writeln!(w)?;
+    }
+    summary(out, style, &size, w)
+}
+
+fn table(
+    out: &RegionsOut,
+    style: Style,
+    size: &dyn Fn(u64) -> String,
+    w: &mut dyn Write,
+) -> io::Result<()> {
+    if style.enabled() {
+        writeln!(
+            w,
+            "legend: {} {} {} {} {} {} {}",
+            style.paint(Paint::Code, "code"),
+            style.paint(Paint::Data, "data"),
+            style.paint(Paint::Rodata, "rodata"),
+            style.paint(Paint::Heap, "heap"),
+            style.paint(Paint::Stack, "stack"),
+            style.paint(Paint::Shared, "shared"),
+            style.paint(Paint::WriteExec, "write+exec"),
+        )?;
+    }
+    let aw = out
+        .regions
+        .iter()
+        .map(|r| format!("{:x}", r.end.get()).len())
+        .max()
+        .unwrap_or(12)
+        .max(5);
+    let usage = |r: &Row, v: u64| if r.has_usage { size(v) } else { "-".into() };
+    let mut header = format!(
+        "{:<aw$}  {:<aw$} {:>7} {:>7} {:>7} {:>7} {:<4} {:<3} {:<7}",
+        "START", "END", "SIZE", "RSS", "DIRTY", "SWAP", "PERM", "SM", "KIND"
+    );
+    if out.view.wide {
+        header += &format!(
+            " {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>8} {:<14} {:<30}",
+            "PSS",
+            "P_CLEAN",
+            "P_DIRTY",
+            "S_CLEAN",
+            "S_DIRTY",
+            "LOCKED",
+            "THP",
+            "OFFSET",
+            "DEV:INODE",
+            "VMFLAGS"
+        );
+    }
+    header += " DETAIL";
+    writeln!(w, "{}", style.heading(header))?;
+    for r in &out.regions {
+        let mut line = format!(
+            "{:0aw$x}-{:0aw$x} {:>7} {:>7} {:>7} {:>7} {:<4} {:<3} {:<7}",
+            r.start.get(),
+            r.end.get(),
+            size(r.size),
+            usage(r, r.usage.rss),
+            usage(r, r.usage.dirty()),
+            usage(r, r.usage.swap),
+            r.perms,
+            r.sharing.map_or("", |s| s.code()),
+            r.kind,
+        );
+        if out.view.wide {
+            let u = &r.usage;
+            line += &format!(
+                " {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>8x} {:<14} {:<30}",
+                usage(r, u.pss),
+                usage(r, u.private_clean),
+                usage(r, u.private_dirty),
+                usage(r, u.shared_clean),
+                usage(r, u.shared_dirty),
+                usage(r, u.locked),
+                usage(r, u.thp),
+                r.offset.get(),
+                format!("{}:{}", r.dev, r.inode),
+                u.vmflags,
+            );
+        }
+        let detail = if r.kind == Kind::Free {
+            format!("free ({})", human(r.size))
+        } else {
+            escape_str(&r.detail).into_owned()
+        };
+        let text = format!("{line} {detail}");
+        let text = if r.selected {
+            format!("{text}  <--")
+        } else {
+            text
+        };
+        writeln!(w, "{}", style.paint(paint_of(r), text.trim_end()))?;
+    }
+    Ok(())
+}
+
+fn summary(
+    out: &RegionsOut,
+    style: Style,
+    size: &dyn Fn(u64) -> String,
+    w: &mut dyn Write,
+) -> io::Result<()> {
+    writeln!(
+        w,
+        "{}",
+        style.heading(format!(
+            "{:<8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>8}",
+            "KIND", "SIZE", "RSS", "PRIVATE", "SHARED", "DIRTY", "SWAP", "BLOCKS", "LARGEST"
+        ))
+    )?;
+    let mut blocks = 0;
+    let mut total_size = 0;
+    for s in &out.summary {
+        let free = s.kind == Kind::Free;
+        let u = |v: u64| if free { "-".to_string() } else { size(v) };
+        writeln!(
+            w,
+            "{:<8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>8}",
+            s.kind,
+            size(s.size),
+            u(s.rss),
+            u(s.private),
+            u(s.shared),
+            u(s.dirty),
+            u(s.swap),
+            s.blocks,
+            size(s.largest)
+        )?;
+        if !free {
+            blocks += s.blocks;
+            total_size += s.size;
+        }
+    }
+    let t = &out.totals;
+    writeln!(
+        w,
+        "{}",
+        style.heading(format!(
+            "{:<8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}",
+            "total",
+            size(total_size),
+            size(t.rss),
+            size(t.private()),
+            size(t.shared()),
+            size(t.dirty()),
+            size(t.swap),
+            blocks
+        ))
+    )?;
+    writeln!(w, "proportional set size (PSS): {}", size(t.pss))?;
+    if let Some(g) = &out.largest_free {
+        writeln!(
+            w,
+            "largest free block: {}-{} ({})",
+            g.start,
+            g.end,
+            human(g.size)
+        )?;
+    }
+    Ok(())
+}
