@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The hidden argument that turns vmscope into the demo target.
 pub const TARGET_ARG: &str = "__demo-target";
@@ -21,6 +22,8 @@ pub const TOUR: &str = include_str!("../commands/tour.vms");
 pub struct Facts {
     pub pid: i32,
     pub heap_int: u64,
+    /// An int on its own heap page, shared copy-on-write with the child until it writes it.
+    pub cow_int: u64,
     pub stack_local: u64,
     /// Where a function pointer is stored (on the stack), and the function it points to.
     pub func_ptr: u64,
@@ -28,6 +31,20 @@ pub struct Facts {
     pub mapped: u64,
     pub mapped_path: PathBuf,
     pub child_pid: i32,
+}
+
+/// The address of the demo's copy-on-write int, for the child's signal handler.
+static COW_INT: AtomicUsize = AtomicUsize::new(0);
+
+/// The demo child's SIGUSR1 handler: it writes the shared int, so the kernel gives the child a
+/// private copy of that page (`signal SIGUSR1 $child_pid` in the tour).
+extern "C" fn child_writes(_sig: libc::c_int) {
+    let p = COW_INT.load(Ordering::SeqCst) as *mut u64;
+    if !p.is_null() {
+        // SAFETY: the page was allocated before the fork and is never freed; a volatile store is
+        // async-signal-safe.
+        unsafe { p.write_volatile(p.read_volatile() + 1) };
+    }
 }
 
 /// The function whose address the demo publishes as its function pointer.
@@ -64,15 +81,29 @@ pub fn run_target() -> ! {
 
     let heap_int: Box<u64> = Box::new(0);
     let heap_ptr = Box::into_raw(heap_int);
+    // An int on a heap page of its own, written once before the fork and never again by the
+    // parent: parent and child share its frame copy-on-write until the child writes it.
+    let cow_layout = std::alloc::Layout::from_size_align(4096, 4096).expect("page layout");
+    // SAFETY: a non-zero-sized layout; the block is leaked on purpose and lives until exit.
+    let cow_ptr = unsafe { std::alloc::alloc_zeroed(cow_layout) } as *mut u64;
+    assert!(!cow_ptr.is_null(), "allocate the copy-on-write page");
+    // SAFETY: cow_ptr is a fresh, aligned, 4096-byte allocation.
+    unsafe { cow_ptr.write_volatile(0xc0ffee) };
+    COW_INT.store(cow_ptr as usize, Ordering::SeqCst);
     let stack_local: u64 = 0x5741_434b; // "STACK" in spirit: a recognisable value
     let func: fn(u64) -> u64 = bump;
 
-    // SAFETY: fork in a single-threaded process; the child only calls async-signal-safe prctl and
-    // pause. It shares every page copy-on-write until one side writes.
+    // SAFETY: fork in a single-threaded process; the child only calls async-signal-safe functions
+    // (prctl, sigaction, pause, and a plain store from its SIGUSR1 handler). It shares every page
+    // copy-on-write until one side writes.
     let child = unsafe { libc::fork() };
     if child == 0 {
         unsafe {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            libc::signal(
+                libc::SIGUSR1,
+                child_writes as *const () as libc::sighandler_t,
+            );
             loop {
                 libc::pause();
             }
@@ -81,6 +112,7 @@ pub fn run_target() -> ! {
     let facts = Facts {
         pid,
         heap_int: heap_ptr as u64,
+        cow_int: cow_ptr as u64,
         stack_local: std::ptr::addr_of!(stack_local) as u64,
         func_ptr: std::ptr::addr_of!(func) as u64,
         func: func as usize as u64,
@@ -162,6 +194,7 @@ pub fn start_target() -> Result<(Box<dyn crate::target::Target>, Facts)> {
 pub fn tour(session: &mut Session, facts: &Facts) -> Result<bool> {
     for (name, value) in [
         ("heap_int", facts.heap_int),
+        ("cow_int", facts.cow_int),
         ("stack_local", facts.stack_local),
         ("func_ptr", facts.func_ptr),
         ("func", facts.func),

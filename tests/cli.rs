@@ -250,3 +250,37 @@ fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
+
+#[test]
+fn signal_sends_and_rejects_bad_input() {
+    let f = Fixture::start("facts");
+    let pid = f.pid().to_string();
+    let out = vmscope(&[
+        "-p",
+        &pid,
+        "--batch",
+        "-ex",
+        "signal SIGCONT",
+        "-ex",
+        "signal cont",
+        "-ex",
+        "signal 18",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out)
+            .matches(&format!("sent SIGCONT to process {pid}"))
+            .count(),
+        3
+    );
+    for (cmd, want) in [
+        ("signal NOPE", "`NOPE` is not a signal"),
+        ("signal USR1 99999999", "no process with pid 99999999"),
+        ("signal", "signal needs a signal name"),
+    ] {
+        let out = vmscope(&["-p", &pid, "--batch", "-ex", cmd]);
+        assert_eq!(out.status.code(), Some(1), "{cmd}");
+        assert!(stderr(&out).contains(want), "{cmd}: {}", stderr(&out));
+    }
+    assert_eq!(f.state(), 'S', "the fixture survived");
+}

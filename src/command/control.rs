@@ -70,3 +70,21 @@ pub fn run_attach(session: &mut Session, inv: &Invocation<'_>) -> Result<Output>
         "attached to process {pid} ({exe})"
     )))
 }
+
+pub fn run_signal(session: &mut Session, inv: &Invocation<'_>) -> Result<Output> {
+    let words = inv.words()?;
+    let (signal, pid) = match words.as_slice() {
+        [(_, sig)] => (*sig, None),
+        [(_, sig), (col, pid)] => {
+            let pid = session.eval(inv, pid, *col)?;
+            let pid =
+                i32::try_from(pid).map_err(|_| inv.usage_error(format!("{pid} is not a pid")))?;
+            (*sig, Some(pid))
+        }
+        _ => return Err(inv.usage_error("signal needs a signal name and optionally a pid")),
+    };
+    let target = session.target()?;
+    let to = pid.unwrap_or(target.info().pid);
+    let name = target.signal(signal, pid)?;
+    Ok(Message::output(format!("sent {name} to process {to}")))
+}

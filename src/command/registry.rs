@@ -186,6 +186,18 @@ pub static COMMANDS: &[CommandSpec] = &[
         run: control::run_detach,
     },
     CommandSpec {
+        name: "signal",
+        aliases: &[],
+        summary: "send a signal to the target or another process",
+        usage: "signal SIGNAL [PID]",
+        help: "Sends SIGNAL (SIGUSR1, USR1 or a number) to the target, or to PID (an expression: \
+               `signal SIGUSR1 $child_pid`). It is the one command that acts on a process rather \
+               than observing it; the demo uses it to make its child write to a shared page.",
+        words: &["SIGUSR1", "SIGUSR2", "SIGCONT", "SIGSTOP", "SIGTERM"],
+        completion: Completion::Words,
+        run: control::run_signal,
+    },
+    CommandSpec {
         name: "attach",
         aliases: &[],
         summary: "inspect another process",

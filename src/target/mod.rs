@@ -141,6 +141,13 @@ pub trait Target {
         Err(self.unsupported("stop"))
     }
 
+    /// Sends a signal (`SIGUSR1`, `USR1` or a number) to the target, or to `pid`; returns the
+    /// signal's canonical name.
+    fn signal(&mut self, signal: &str, pid: Option<i32>) -> Result<String> {
+        let _ = (signal, pid);
+        Err(self.unsupported("sending signals"))
+    }
+
     /// Lets a stopped target run again.
     fn resume(&mut self) -> Result<()> {
         Err(self.unsupported("continue"))

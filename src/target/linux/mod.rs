@@ -355,6 +355,35 @@ impl Target for LinuxProcess {
         })
     }
 
+    fn signal(&mut self, signal: &str, pid: Option<i32>) -> Result<String> {
+        use nix::sys::signal::Signal;
+        let upper = signal.to_ascii_uppercase();
+        let sig = match upper.parse::<i32>() {
+            Ok(n) => Signal::try_from(n).ok(),
+            Err(_) if upper.starts_with("SIG") => upper.parse().ok(),
+            Err(_) => format!("SIG{upper}").parse().ok(),
+        }
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "`{signal}` is not a signal (try SIGUSR1, USR1, 10)"
+            ))
+        })?;
+        let pid = pid.unwrap_or(self.pid());
+        nix::sys::signal::kill(Pid::from_raw(pid), sig).map_err(|errno| match errno {
+            Errno::ESRCH if pid == self.pid() => self.exited(),
+            Errno::ESRCH => Error::NoSuchProcess { pid },
+            Errno::EPERM => Error::Permission {
+                what: format!("sending {} to process {pid}", sig.as_str()),
+                fix: "run vmscope as the process's user or as root".into(),
+            },
+            errno => Error::Sys {
+                context: format!("kill({pid}, {})", sig.as_str()),
+                errno,
+            },
+        })?;
+        Ok(sig.as_str().to_string())
+    }
+
     fn resume(&mut self) -> Result<()> {
         match &mut self.tracer {
             Some(t) => t.resume_all(),

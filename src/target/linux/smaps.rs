@@ -62,7 +62,7 @@ pub fn parse_smaps<R: Read>(reader: R) -> Result<Vec<Region>, SmapsError> {
 /// and growth paths).
 fn parse_with_buffer<R: Read>(mut reader: R, capacity: usize) -> Result<Vec<Region>, SmapsError> {
     let mut buf = vec![0u8; capacity.clamp(1, MAX_LINE)];
-    let mut parser = Parser::default();
+    let mut parser = Parser::new();
     // buf[start..end] is unparsed text: at most one partial line, without a newline.
     let (mut start, mut end) = (0, 0);
     loop {
@@ -156,11 +156,121 @@ fn field(key: &[u8]) -> Field {
     })
 }
 
+/// What the fast path does with a line whose first 16 bytes it knows.
+#[derive(Clone, Copy)]
+enum FastAction {
+    /// A size in kB: store it in the slot, or check and skip it (None).
+    Size(Option<Slot>),
+    /// A number without unit (THPeligible, ProtectionKey): skip it.
+    Plain,
+}
+
+/// The first 16 bytes of every fixed-layout line Linux 6.18 prints in smaps (and smaps_rollup),
+/// as `SEQ_PUT_DEC` and `seq_printf` in fs/proc/task_mmu.c pad them.
+const FAST_KEYS: [(&[u8; 16], FastAction); 27] = {
+    use FastAction::{Plain, Size};
+    [
+        (b"Size:           ", Size(None)),
+        (b"KernelPageSize: ", Size(Some(Slot::KernelPageSize))),
+        (b"MMUPageSize:    ", Size(None)),
+        (b"Rss:            ", Size(Some(Slot::Rss))),
+        (b"Pss:            ", Size(Some(Slot::Pss))),
+        (b"Pss_Dirty:      ", Size(Some(Slot::PssDirty))),
+        (b"Pss_Anon:       ", Size(None)),
+        (b"Pss_File:       ", Size(None)),
+        (b"Pss_Shmem:      ", Size(None)),
+        (b"Shared_Clean:   ", Size(Some(Slot::SharedClean))),
+        (b"Shared_Dirty:   ", Size(Some(Slot::SharedDirty))),
+        (b"Private_Clean:  ", Size(Some(Slot::PrivateClean))),
+        (b"Private_Dirty:  ", Size(Some(Slot::PrivateDirty))),
+        (b"Referenced:     ", Size(Some(Slot::Referenced))),
+        (b"Anonymous:      ", Size(Some(Slot::Anonymous))),
+        (b"KSM:            ", Size(None)),
+        (b"LazyFree:       ", Size(None)),
+        (b"AnonHugePages:  ", Size(Some(Slot::Thp))),
+        (b"ShmemPmdMapped: ", Size(Some(Slot::Thp))),
+        (b"FilePmdMapped:  ", Size(Some(Slot::Thp))),
+        (b"Shared_Hugetlb: ", Size(None)),
+        (b"Private_Hugetlb:", Size(None)),
+        (b"Swap:           ", Size(Some(Slot::Swap))),
+        (b"SwapPss:        ", Size(Some(Slot::SwapPss))),
+        (b"Locked:         ", Size(Some(Slot::Locked))),
+        (b"THPeligible:    ", Plain),
+        (b"ProtectionKey:  ", Plain),
+    ]
+};
+
+const FAST_BITS: u32 = 6;
+
+/// An open-addressing-free hash table of [`FAST_KEYS`]: one probe, keys compared in full. A key
+/// that collided would simply take the general path (a test checks that none does).
+struct FastTable([Option<([u64; 2], FastAction)>; 1 << FAST_BITS]);
+
+impl FastTable {
+    fn new() -> FastTable {
+        let mut table = [None; 1 << FAST_BITS];
+        for (text, action) in FAST_KEYS {
+            let key = [
+                u64::from_le_bytes(text[..8].try_into().expect("8 bytes")),
+                u64::from_le_bytes(text[8..].try_into().expect("8 bytes")),
+            ];
+            let slot = &mut table[Self::hash(key)];
+            if slot.is_none() {
+                *slot = Some((key, action));
+            }
+        }
+        FastTable(table)
+    }
+
+    fn hash([lo, hi]: [u64; 2]) -> usize {
+        let mixed = lo
+            .wrapping_add(hi.rotate_left(23))
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (mixed >> (64 - FAST_BITS)) as usize
+    }
+
+    #[inline]
+    fn get(&self, key: [u64; 2]) -> Option<FastAction> {
+        match self.0[Self::hash(key)] {
+            Some((k, action)) if k == key => Some(action),
+            _ => None,
+        }
+    }
+}
+
+/// Eight bytes (little-endian load, first character lowest) holding spaces then 1 to 8 digits:
+/// their value. None for anything else.
+fn eight_digits(chunk: u64) -> Option<u64> {
+    const SPACES: u64 = 0x2020_2020_2020_2020;
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    let spaces = (chunk ^ SPACES).trailing_zeros() / 8;
+    if spaces == 8 {
+        return None;
+    }
+    // Leading spaces read as leading zeros.
+    let mask = if spaces == 0 {
+        0
+    } else {
+        u64::MAX >> (64 - 8 * spaces)
+    };
+    let digits = (chunk & !mask) | (ZEROS & mask);
+    // Every byte 0x30..=0x39 (simdjson's is_made_of_eight_digits_fast).
+    const HIGH: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+    if (digits & HIGH) | ((digits.wrapping_add(0x0606_0606_0606_0606) & HIGH) >> 4)
+        != 0x3333_3333_3333_3333
+    {
+        return None;
+    }
+    // Combine pairs, then quads, then halves: the first character is the most significant.
+    let v = ((digits & 0x0f00_0f00_0f00_0f00) >> 8) + (digits & 0x000f_000f_000f_000f) * 10;
+    let v = ((v & 0x00ff_0000_00ff_0000) >> 16) + (v & 0x0000_00ff_0000_00ff) * 100;
+    Some(((v & 0x0000_ffff_0000_0000) >> 32) + (v & 0x0000_0000_0000_ffff) * 10000)
+}
+
 fn is_key_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
-#[derive(Default)]
 struct Parser {
     regions: Vec<Region>,
     /// The mapping whose fields are being read, and its usage so far.
@@ -168,9 +278,20 @@ struct Parser {
     usage: Usage,
     /// Lines parsed so far (the number of the line being parsed, once counted).
     line: usize,
+    fast: FastTable,
 }
 
 impl Parser {
+    fn new() -> Parser {
+        Parser {
+            regions: Vec::new(),
+            current: None,
+            usage: Usage::default(),
+            line: 0,
+            fast: FastTable::new(),
+        }
+    }
+
     /// Parses whole lines: `text` is empty or ends with a newline.
     fn lines(&mut self, text: &[u8]) -> Result<(), SmapsError> {
         let mut pos = 0;
@@ -184,7 +305,10 @@ impl Parser {
     /// Parses the line at the start of `rest` (which holds a newline); returns its length
     /// including the newline.
     fn line_at(&mut self, rest: &[u8]) -> Result<usize, SmapsError> {
-        // The newline stops this scan, so `rest[k]` exists.
+        if let Some(len) = self.fast_line(rest)? {
+            return Ok(len);
+        }
+        // The general case. The newline stops this scan, so `rest[k]` exists.
         let k = rest.iter().take_while(|&&b| is_key_byte(b)).count();
         if k == 0 || rest[k] != b':' {
             return self.header(rest);
@@ -206,6 +330,40 @@ impl Parser {
                 self.fields(rest)?;
                 Ok(line_len(rest))
             }
+        }
+    }
+
+    /// A field line exactly as the kernel lays it out: the key, its colon and spaces filling 16
+    /// columns, the value right-aligned in the next 8 (`Private_Hugetlb:` is 16 long and its
+    /// value 7 wide after a space, which reads the same), then ` kB` or nothing. Recognised from
+    /// its first 16 bytes with one table probe, its value decoded eight digits at once. None sends
+    /// the line to the general path, which handles (or rejects) everything else.
+    #[inline]
+    fn fast_line(&mut self, rest: &[u8]) -> Result<Option<usize>, SmapsError> {
+        let Some(head) = rest.first_chunk::<25>() else {
+            return Ok(None);
+        };
+        let word = |i: usize| u64::from_le_bytes(head[i..i + 8].try_into().expect("8 bytes"));
+        let key = [word(0), word(8)];
+        let Some(action) = self.fast.get(key) else {
+            return Ok(None);
+        };
+        if self.current.is_none() {
+            return Ok(None); // the general path reports it
+        }
+        match action {
+            FastAction::Plain if head[24] == b'\n' => Ok(Some(25)),
+            FastAction::Size(slot) if rest.get(24..28) == Some(b" kB\n") => {
+                let Some(kb) = eight_digits(word(16)) else {
+                    return Ok(None);
+                };
+                if let Some(slot) = slot {
+                    // At most 99,999,999 kB: the product fits.
+                    self.store(slot, kb * 1024, rest)?;
+                }
+                Ok(Some(28))
+            }
+            _ => Ok(None),
         }
     }
 
@@ -322,6 +480,54 @@ mod tests {
     use crate::regions::{Backing, Perms};
     use std::io::Cursor;
     use std::path::PathBuf;
+
+    #[test]
+    fn every_fast_key_has_its_own_slot() {
+        let table = FastTable::new();
+        for (text, _) in FAST_KEYS {
+            let key = [
+                u64::from_le_bytes(text[..8].try_into().unwrap()),
+                u64::from_le_bytes(text[8..].try_into().unwrap()),
+            ];
+            assert!(table.get(key).is_some(), "{} collides", text.escape_ascii());
+        }
+    }
+
+    #[test]
+    fn eight_digits_matches_the_slow_way() {
+        let load = |s: &[u8]| u64::from_le_bytes(s.try_into().unwrap());
+        for v in (0..100_000u64).chain([99_999_999, 12_345_678, 10_000_000, 1_000_001]) {
+            let text = format!("{v:>8}");
+            assert_eq!(eight_digits(load(text.as_bytes())), Some(v), "{text:?}");
+        }
+        let mut seed = 0x1234_5678_9abc_def1u64;
+        for _ in 0..100_000 {
+            // Mostly spaces and digits, sometimes a byte that is neither.
+            let r = xorshift(&mut seed);
+            let bytes: [u8; 8] =
+                std::array::from_fn(|i| b"  0123456789 \xb0:"[(r >> (5 * i)) as usize % 16]);
+            let raw = load(&bytes);
+            let text = std::str::from_utf8(&bytes).ok();
+            let slow = text.and_then(|t| {
+                let digits = t.trim_start_matches(' ');
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                digits.parse().ok()
+            });
+            assert_eq!(eight_digits(raw), slow, "{:?}", bytes.escape_ascii());
+        }
+        for bad in [
+            b"        ",
+            b" 12 3456",
+            b"1234567 ",
+            b"   -1234",
+            b"  12a456",
+            b"  12/456",
+        ] {
+            assert_eq!(eight_digits(load(bad)), None, "{:?}", bad.escape_ascii());
+        }
+    }
 
     /// Eight regions of `cat /proc/self/smaps` on this machine (Linux 6.18, x86_64): the first two
     /// regions as `head -60` shows them, then the heap, an anonymous mapping (its header ends with
