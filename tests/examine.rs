@@ -173,13 +173,7 @@ fn unreadable_address_is_an_error_with_status_1() {
 fn file_names_with_escapes_are_printed_escaped() {
     let f = Fixture::start("facts");
     // heap[7] points into the mapping whose file name holds ESC [31m.
-    let out = vmscope(&[
-        "-p",
-        &f.pid().to_string(),
-        "--batch",
-        "-ex",
-        &format!("x/a {:#x}", f.addr("heap") + 56),
-    ]);
+    let out = text_batch(f.pid(), &[&format!("x/a {:#x}", f.addr("heap") + 56)]);
     let text = stdout(&out);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(text.contains("evil\\e[31mred.txt+0x0"), "{text}");

@@ -3,7 +3,6 @@
 
 mod common;
 use common::*;
-use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -13,36 +12,6 @@ fn tracer_pid(pid: i32) -> Option<i32> {
         .lines()
         .find_map(|l| l.strip_prefix("TracerPid:"))
         .and_then(|v| v.trim().parse().ok())
-}
-
-/// A vmscope session fed from a pipe, so the test decides when each command is sent.
-struct Piped {
-    child: std::process::Child,
-}
-
-impl Piped {
-    fn start(args: &[&str]) -> Piped {
-        let child = Command::new(VMSCOPE)
-            .args(args)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        Piped { child }
-    }
-
-    fn send(&mut self, line: &str) {
-        let stdin = self.child.stdin.as_mut().unwrap();
-        writeln!(stdin, "{line}").unwrap();
-        stdin.flush().unwrap();
-    }
-
-    fn finish(mut self) -> std::process::Output {
-        drop(self.child.stdin.take());
-        self.child.wait_with_output().unwrap()
-    }
 }
 
 #[test]

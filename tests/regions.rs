@@ -196,15 +196,10 @@ fn selection_by_address_kind_perm_and_pattern() {
 #[test]
 fn text_table_escapes_names_and_marks_the_selection() {
     let f = Fixture::start("facts");
-    let out = vmscope(&[
-        "-p",
-        &f.pid().to_string(),
-        "--batch",
-        "-ex",
-        "regions",
-        "-ex",
-        &format!("vmmap {:#x}", f.addr("heap")),
-    ]);
+    let out = text_batch(
+        f.pid(),
+        &["regions", &format!("vmmap {:#x}", f.addr("heap"))],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("evil\\e[31mred.txt"), "{text}");

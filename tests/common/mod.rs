@@ -145,31 +145,66 @@ pub fn vmscope(args: &[&str]) -> Output {
 
 /// Runs vmscope with `args`, feeding `input` on stdin.
 pub fn vmscope_stdin(args: &[&str], input: &str) -> Output {
-    let mut child = Command::new(VMSCOPE)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run vmscope");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    let mut s = Piped::start(args);
+    s.send_raw(input);
+    s.finish()
+}
+
+/// A vmscope session fed from a pipe, so the test decides when each command is sent.
+pub struct Piped {
+    pub child: Child,
+}
+
+impl Piped {
+    pub fn start(args: &[&str]) -> Piped {
+        let child = Command::new(VMSCOPE)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run vmscope");
+        Piped { child }
+    }
+
+    /// Sends one command line.
+    pub fn send(&mut self, line: &str) {
+        self.send_raw(&format!("{line}\n"));
+    }
+
+    pub fn send_raw(&mut self, text: &str) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(text.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Closes stdin (vmscope exits at end of input) and collects the output.
+    pub fn finish(mut self) -> Output {
+        drop(self.child.stdin.take());
+        self.child.wait_with_output().unwrap()
+    }
+}
+
+/// `vmscope -p PID --batch [EXTRA...] -ex CMD...`.
+pub fn batch(pid: i32, extra: &[&str], commands: &[&str]) -> Output {
+    let pid = pid.to_string();
+    let mut args = vec!["-p", &pid, "--batch"];
+    args.extend(extra);
+    for c in commands {
+        args.extend(["-ex", c]);
+    }
+    vmscope(&args)
+}
+
+/// `vmscope -p PID --batch -ex CMD...` with text output.
+pub fn text_batch(pid: i32, commands: &[&str]) -> Output {
+    batch(pid, &[], commands)
 }
 
 /// `vmscope -p PID --batch --json -ex CMD...`: one JSON document per command.
 pub fn json_batch(pid: i32, commands: &[&str]) -> (Vec<Value>, Output) {
-    let pid = pid.to_string();
-    let mut args = vec!["-p", &pid, "--batch", "--json"];
-    for c in commands {
-        args.extend(["-ex", c]);
-    }
-    let out = vmscope(&args);
+    let out = batch(pid, &["--json"], commands);
     let docs = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line ({e}): {l}")))
