@@ -2,7 +2,7 @@
 //! file are different things, so they are different types. Converting between them needs a region
 //! (or a page table), never a bare cast.
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
 macro_rules! address_type {
@@ -54,6 +54,19 @@ macro_rules! address_type {
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.collect_str(self)
+            }
+        }
+
+        /// Read back from the hex string it is written as (saved snapshots).
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+                s.strip_prefix("0x")
+                    .and_then(|h| u64::from_str_radix(h, 16).ok())
+                    .map(Self)
+                    .ok_or_else(|| {
+                        serde::de::Error::custom(format!("`{s}` is not a 0x hex address"))
+                    })
             }
         }
     };

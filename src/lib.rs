@@ -9,6 +9,7 @@ pub mod command;
 pub mod demo;
 pub mod error;
 pub mod interrupt;
+pub mod pages;
 pub mod regions;
 pub mod render;
 pub mod repl;

@@ -1,5 +1,6 @@
-//! The vmscope command line: picks the target (`-p PID`, `-- PROG ARGS`, `demo`), then runs the
-//! REPL, a batch of commands (`-ex`, `-x`), or commands from stdin. The only place using anyhow.
+//! The vmscope command line: picks the target (`-p PID`, `-- PROG ARGS`, `--core FILE`, `demo`),
+//! then runs the REPL, a batch of commands (`-ex`, `-x`), or commands from stdin. The only place
+//! using anyhow.
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
@@ -15,6 +16,7 @@ Examples:
   vmscope -p 4242 --batch -ex 'x/4gx 0x7ffd5c3e1000'
   printf 'info\\nthreads\\n' | vmscope -p 4242
   vmscope -- ./myprog arg1 arg2         start a program and inspect it
+  vmscope --core core.4242 --exe ./myprog   a core file (read-only)
 
 gdb-style spellings are accepted: -ex CMD, -batch.
 
@@ -40,6 +42,19 @@ struct Cli {
         conflicts_with = "program"
     )]
     pid: Option<i32>,
+
+    /// Open an ELF core file instead of a live process (read-only).
+    #[arg(long = "core", value_name = "FILE", conflicts_with_all = ["pid", "program"])]
+    core: Option<PathBuf>,
+
+    /// With --core: the executable the core came from, when it is not (or no longer) at the path
+    /// the core names.
+    #[arg(long = "exe", value_name = "PATH", requires = "core")]
+    exe: Option<PathBuf>,
+
+    /// Open a snapshot saved with `snapshot save FILE` (read-only: regions, layout, diff, info).
+    #[arg(long = "snapshot", value_name = "FILE", conflicts_with_all = ["pid", "program"])]
+    snapshot: Option<PathBuf>,
 
     /// Run a command (repeatable; in order with -x).
     #[arg(long = "ex", value_name = "CMD", action = clap::ArgAction::Append)]
@@ -183,6 +198,13 @@ fn run(cli: Cli, steps: Vec<Step>) -> anyhow::Result<bool> {
 
     if let Some(pid) = cli.pid {
         session.set_target(target::attach(pid)?);
+    } else if let Some(file) = &cli.snapshot {
+        session.set_target(Box::new(target::snapshot::SnapshotTarget::open(file)?));
+    } else if let Some(core) = &cli.core {
+        session.set_target(Box::new(target::core::CoreFile::open(
+            core,
+            cli.exe.as_deref(),
+        )?));
     } else if let Some((prog, args)) = cli.program.split_first() {
         #[cfg(target_os = "linux")]
         session.set_target(Box::new(target::linux::LinuxProcess::launch(

@@ -3,17 +3,24 @@
 //! `dyn Target`, and return a typed [`Output`]; they never print.
 
 pub mod control;
+pub mod diff;
 pub mod examine;
 pub mod expr;
+pub mod faults;
 pub mod flags;
 pub mod help;
 pub mod info;
+pub mod layout;
 pub mod line;
 pub mod misc;
 pub mod regions;
 pub mod registry;
 pub mod settings;
+pub mod snapshot;
+pub mod shared;
 pub mod threads;
+pub mod translate;
+pub mod watch;
 
 use crate::addr::VirtAddr;
 use crate::error::{Error, ParseError, Result};
@@ -36,6 +43,19 @@ pub enum Output {
     Value(misc::Value),
     Settings(settings::SettingsOut),
     Regions(regions::RegionsOut),
+    Layout(layout::LayoutOut),
+    Snapshot(snapshot::SnapshotOut),
+    Diff(Box<diff::DiffOut>),
+    Translate(translate::TranslateOut),
+    Shared(shared::SharedOut),
+    /// `watch` has armed its watches (printed before the first hit).
+    Watching(watch::WatchingOut),
+    /// One `watch` hit, printed as it happens.
+    WatchHit(watch::HitOut),
+    Watches(watch::WatchesOut),
+    Faults(faults::FaultsOut),
+    /// The live line of `faults` on a terminal.
+    FaultsProgress(faults::FaultsProgress),
 }
 
 /// How output is shown; changed by `set` and the command line.
@@ -70,6 +90,8 @@ pub struct Session {
     /// Nesting depth of `source`, to stop a file that sources itself.
     pub source_depth: usize,
     pub quit_requested: bool,
+    /// The last memory map taken (`regions`, `snapshot`): what a bare `diff` compares with.
+    pub last_snapshot: Option<crate::target::snapshot::Snapshot>,
     /// Where results and errors are written.
     pub printer: crate::render::Printer,
 }
@@ -89,6 +111,7 @@ impl Session {
             symbols: None,
             source_depth: 0,
             quit_requested: false,
+            last_snapshot: None,
             printer: crate::render::Printer::default(),
         }
     }

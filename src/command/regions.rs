@@ -10,13 +10,13 @@ use crate::regions::classify::{self, Explained};
 use crate::regions::kind::{Kind, Sharing};
 use crate::regions::summary::{self, Gap, KindSummary};
 use crate::regions::{Region, Usage};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub const SWITCHES: &[&str] = &["--wide", "--bytes", "--gaps", "--summary"];
 pub const VALUED: &[&str] = &["--kind", "--perm", "--sort", "--top", "-A", "-B"];
 
 /// One row of the table: a region, or a free gap when gaps are shown.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
     pub start: VirtAddr,
     pub end: VirtAddr,
@@ -60,7 +60,8 @@ pub struct RegionsOut {
 }
 
 impl Row {
-    fn region(e: &Explained) -> Row {
+    /// The row `regions` shows for a classified region.
+    pub fn region(e: &Explained) -> Row {
         let r: &Region = &e.region;
         Row {
             start: r.start,
@@ -216,6 +217,9 @@ pub fn run(session: &mut Session, inv: &Invocation<'_>) -> Result<Output> {
     if show_free {
         rows.extend(gi.map(Row::gap));
     }
+    // What a later bare `diff` compares with.
+    let record = crate::target::snapshot::Snapshot::record(target, explained);
+    session.last_snapshot = Some(record);
 
     if let Some(addr) = address {
         let i = rows

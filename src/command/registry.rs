@@ -125,6 +125,102 @@ pub static COMMANDS: &[CommandSpec] = &[
         run: regions::run,
     },
     CommandSpec {
+        name: "translate",
+        aliases: &["v2p"],
+        summary: "virtual to physical: one page explained, or a range counted",
+        usage: "translate EXPR [LEN] | translate [REGION] | translate --region EXPR \
+                [--limit N] [--pid PID]",
+        help: "For one address: the page base and offset, the page size (KernelPageSize), the \
+               page frame number (PFN) and physical address, every page-table bit (present, \
+               swapped with swap area and offset, exclusive, file/shared-anon, soft-dirty, \
+               uffd-wp, guard), the frame's kernel page flags by name (/proc/kpageflags) and how \
+               many page tables map it (/proc/kpagecount), the region and kind, and what the \
+               state means.\n\
+               For a range (EXPR LEN, a region name like [heap] or [stack], or --region EXPR for \
+               the whole region holding EXPR): a table of the pages with runs in the same state \
+               folded (`37 pages present, physically contiguous from 0x1a2b3000`), at most \
+               --limit rows (default 64), and the counts: present, zero page, file, huge, \
+               swapped, guard, not present, resident bytes. Counting uses the PAGEMAP_SCAN \
+               ioctl (Linux 6.7+), else plain pagemap reads.\n\
+               --pid PID looks at another process (the demo's child: --pid $child_pid). Frame \
+               numbers and page flags need CAP_SYS_ADMIN (root); without it they are shown as \
+               hidden, never as 0.",
+        words: &["--region", "--limit", "--pid", "[heap]", "[stack]"],
+        completion: Completion::Words,
+        run: super::translate::run,
+    },
+    CommandSpec {
+        name: "shared",
+        aliases: &[],
+        summary: "physical frames this process shares with another (copy-on-write after fork)",
+        usage: "shared PID2 [EXPR [LEN] | [REGION] | --region EXPR] [--pages] [--limit N]",
+        help: "Compares the frame numbers of both processes' page tables and lists, per pair of \
+               regions, how many physical frames both map and their size, and how many pages sit \
+               at the same virtual address in both but on different frames (diverged: one of \
+               them wrote its copy-on-write page). After fork, parent and child share every page \
+               neither has written. A range limits the pages of this process that are compared; \
+               --pages lists the pages (at most --limit, default 64). The zero page is not \
+               counted. Needs CAP_SYS_ADMIN (root) to see frame numbers.",
+        words: &["--pages", "--limit", "--region", "[heap]", "[stack]"],
+        completion: Completion::Words,
+        run: super::shared::run,
+    },
+    CommandSpec {
+        name: "layout",
+        aliases: &[],
+        summary: "the address space drawn top to bottom, as in the textbook, with real addresses",
+        usage: "layout [EXPR...] [--all] [--bytes]",
+        help: "Draws the whole 64-bit address space as a column of boxes, highest address on top, \
+               the way textbooks draw it: kernel space, the non-canonical hole, the main stack \
+               (grows down), the mmap area (shared libraries, thread stacks, malloc arenas, \
+               anonymous and file mappings; grows down), the heap (grows up), the program's own \
+               .bss .data .relro .rodata .text, and the NULL page at the bottom. Every boundary \
+               carries its real address; every box its size, permissions, RSS and what lives \
+               there. Heights are on a log scale (one line below 16M, one more per 256x), so a \
+               4K page and a 100T gap both fit.\n\
+               EXPR marks where addresses fall (`layout $sp [heap] main`). The mmap area keeps \
+               its 20 largest bands and folds the rest into `N more mappings`; --all draws every \
+               band. --bytes gives exact sizes.",
+        words: &["--all", "--bytes"],
+        completion: Completion::Words,
+        run: super::layout::run,
+    },
+    CommandSpec {
+        name: "snapshot",
+        aliases: &["snap"],
+        summary: "take the memory map of this moment, for diff; `save FILE` writes it",
+        usage: "snapshot [save FILE]",
+        help: "Takes every region with its usage, kind and detail (what `regions` shows), the \
+               process facts (`info`) and the threads. `snapshot` alone keeps it in the session: \
+               a later bare `diff` shows what changed since. `snapshot save FILE` also writes it \
+               as versioned JSON (docs/json.md), which `diff FILE` compares with a later moment \
+               and `vmscope --snapshot FILE` opens offline. Quote a file name with spaces.",
+        words: &["save"],
+        completion: Completion::Files,
+        run: super::snapshot::run,
+    },
+    CommandSpec {
+        name: "diff",
+        aliases: &[],
+        summary: "what changed in the memory map: regions added, removed, grown, shrunk...",
+        usage: "diff [FILE [FILE2]] [--summary] [--bytes]",
+        help: "Compares two memory maps: with no file, the last `regions` or `snapshot` of this \
+               session with now; with FILE, that saved snapshot with now; with FILE FILE2, two \
+               snapshots (no target needed). Regions are matched by start address, else by end \
+               (a stack growing down), else by overlap with the same backing file or kind of \
+               memory, and shown with what happened: added, removed, grown, shrunk, moved, perms \
+               (mprotect), kind, usage (resident, dirty or swapped bytes changed) or sharing \
+               (only the private/shared split changed: a copy-on-write page copied, another \
+               process that let go of a library). A region cut out of another by mprotect or \
+               munmap says `split from`; one swallowed by a neighbour, `merged into`. Then the \
+               size, RSS, private, shared, dirty and swap of every kind, now and the change, \
+               the largest free block, and the process's RSS and page faults.\n\
+               --summary shows only the figures by kind; --bytes gives exact sizes.",
+        words: &["--summary", "--bytes"],
+        completion: Completion::Files,
+        run: super::diff::run,
+    },
+    CommandSpec {
         name: "x",
         aliases: &["examine"],
         summary: "examine memory (gdb's x/FMT)",
@@ -151,6 +247,70 @@ pub static COMMANDS: &[CommandSpec] = &[
         words: &[],
         completion: Completion::Words,
         run: misc::run_print,
+    },
+    CommandSpec {
+        name: "watch",
+        aliases: &["w"],
+        summary: "hardware watchpoint: each access with thread, pc, symbol, old -> new value",
+        usage: "watch [EXPR [LEN]] [-w | -rw] [--passive] [--count N] [--for DURATION]",
+        help: "Watches LEN bytes (default 8) at EXPR with the CPU's debug registers, on every \
+               thread, threads created later included, and reports each access as it happens: \
+               the hit number, the thread, the pc with its symbol and source line, and the value \
+               before and after. Only the hitting thread is held, and only while the hit is \
+               read; the program runs on. -w catches writes (the default), -rw reads or writes \
+               (x86 cannot watch reads alone). A range that is unaligned or longer than 8 bytes \
+               (up to 32) is split into aligned pieces of 1, 2, 4 or 8 bytes, one hardware slot \
+               each; there are 4 slots in all.\n\
+               It runs until Ctrl-C, --count N hits or --for DURATION (500ms, 2s, 1m), then \
+               disarms: watches are armed only while `watch` runs, and `watch` with no address \
+               runs the ones set before. --passive samples pc and tid with perf events instead, \
+               without ptrace, so it works while gdb or lldb owns the process; it cannot show \
+               values. `watches` lists them with their hit counts, `unwatch N|all` removes them.",
+        words: &["-w", "-rw", "--passive", "--count", "--for"],
+        completion: Completion::Words,
+        run: super::watch::run_watch,
+    },
+    CommandSpec {
+        name: "watches",
+        aliases: &[],
+        summary: "the watchpoints, with their slots and hit counts",
+        usage: "watches",
+        help: "Lists every watch: number, address, length, access, hits so far, the hardware \
+               slots it takes, and the expression it was set with.",
+        words: &[],
+        completion: Completion::Words,
+        run: super::watch::run_watches,
+    },
+    CommandSpec {
+        name: "unwatch",
+        aliases: &[],
+        summary: "remove a watchpoint, or all",
+        usage: "unwatch N|all",
+        help: "Removes watch N (as numbered by `watches`), or every watch, freeing its hardware \
+               slots.",
+        words: &["all"],
+        completion: Completion::Words,
+        run: super::watch::run_unwatch,
+    },
+    CommandSpec {
+        name: "faults",
+        aliases: &[],
+        summary: "page faults sampled, attributed to regions, pages and code",
+        usage: "faults [DURATION] [--major] [--by region|page|symbol] [--top N]",
+        help: "Samples every page fault of every thread (threads created meanwhile included) \
+               with perf events, each with its data address and pc, for DURATION (500ms, 2s, \
+               1m) or until Ctrl-C. Then shows the faults by region (kind and detail as \
+               `regions` says: minor, major, pages first touched, bytes), the pages that faulted \
+               most, and the code that faulted most (symbol and source line). On a terminal a \
+               line is refreshed every second. Faults the kernel counted but could not record \
+               are shown as lost. --major samples major faults only (pages read from disk or \
+               swap); --by page or --by symbol shows only that table; --top N sets the table \
+               lengths (default 10).\n\
+               Without perf events (kernel.perf_event_paranoid, a seccomp filter) it counts the \
+               faults from /proc/PID/stat and says why per-region attribution is unavailable.",
+        words: &["--major", "--by", "--top", "region", "page", "symbol"],
+        completion: Completion::Words,
+        run: super::faults::run,
     },
     CommandSpec {
         name: "stop",

@@ -92,6 +92,14 @@ impl LoadLayout {
             .map(|s| start.wrapping_sub(down(s.vaddr) + (offset - down(s.offset))))
     }
 
+    /// The addresses (before bias) the image occupies in memory: from its lowest segment's start
+    /// to its highest segment's end, bss included.
+    pub fn span(&self) -> Option<(u64, u64)> {
+        let lo = self.segments.iter().map(|s| s.vaddr).min()?;
+        let hi = self.segments.iter().map(|s| s.vaddr + s.memsz).max()?;
+        Some((lo, hi))
+    }
+
     /// The part a mapping at `vaddr` (before bias) with these permissions holds. Relro starts
     /// mid-page; the mapping made read-only after relocation starts at that page.
     pub fn part(&self, vaddr: u64, exec: bool, write: bool, page: u64) -> ImagePart {

@@ -3,10 +3,10 @@
 //! adapted to Linux.
 
 use super::Region;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// The executable and shared libraries (text, rodata, data, relro, bss).
@@ -68,7 +68,7 @@ impl fmt::Display for Kind {
 }
 
 /// How a region's pages are shared, in macOS vmmap's terms.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Sharing {
     /// Private: only this process maps the pages.
     #[serde(rename = "PRV")]

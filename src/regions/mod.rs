@@ -9,7 +9,7 @@ pub mod summary;
 pub mod usage;
 
 use crate::addr::{FileOffset, VirtAddr};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;
 use std::path::{Path, PathBuf};
 pub use usage::Usage;
@@ -77,7 +77,7 @@ impl Serialize for Perms {
 }
 
 /// What backs a mapping, decoded from the name column of /proc/PID/maps.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Backing {
     /// No name: private anonymous memory.

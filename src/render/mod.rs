@@ -2,12 +2,17 @@
 //! per command per line). Knows nothing of targets; writes to any `impl Write`, so tests render to
 //! a buffer. [`Printer`] is where results and errors leave vmscope.
 
+mod diff;
 pub mod escape;
+mod faults;
 pub mod json;
+mod layout;
 mod process;
+mod pages;
 mod regions;
 pub mod style;
 pub mod units;
+mod watch;
 
 use crate::command::{Output, Settings};
 use crate::error::Error;
@@ -32,6 +37,16 @@ pub fn text(out: &Output, style: Style, w: &mut dyn Write) -> io::Result<()> {
         Output::Examine(x) => process::examine(x, style, w),
         Output::Settings(s) => process::settings(s, w),
         Output::Regions(r) => regions::regions(r, style, w),
+        Output::Layout(l) => layout::layout(l, style, w),
+        Output::Snapshot(s) => diff::snapshot(s, style, w),
+        Output::Diff(d) => diff::diff(d, style, w),
+        Output::Translate(t) => pages::translate(t, style, w),
+        Output::Shared(s) => pages::shared(s, style, w),
+        Output::Watching(x) => watch::watching(x, style, w),
+        Output::WatchHit(h) => watch::hit(h, style, w),
+        Output::Watches(x) => watch::watches(x, style, w),
+        Output::Faults(f) => faults::faults(f, style, w),
+        Output::FaultsProgress(p) => faults::progress(p, style, w),
     }
 }
 

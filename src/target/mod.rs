@@ -2,13 +2,15 @@
 //! the [`Target`] trait. Commands see only this trait; a backend that cannot do something answers
 //! [`Error::Unsupported`], never a panic or a silent empty answer.
 
+pub mod core;
 #[cfg(target_os = "linux")]
 pub mod linux;
+pub mod snapshot;
 
 use crate::addr::VirtAddr;
 use crate::error::{Error, Result};
 use crate::regions::Region;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// What kind of thing is being inspected.
@@ -19,6 +21,10 @@ pub enum TargetKind {
     Attached,
     /// A process vmscope started (`vmscope -- PROG`, `demo`): killed when vmscope exits.
     Launched,
+    /// A saved snapshot (`vmscope --snapshot FILE`): the map and facts of a past moment, read-only.
+    Snapshot,
+    /// An ELF core file (`vmscope --core FILE`): a dead process's map, memory and registers.
+    Core,
 }
 
 /// Facts fixed at attach time.
@@ -53,7 +59,7 @@ pub struct Syscall {
 }
 
 /// Whole-process facts for `info`, from the OS's own accounting.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ProcessFacts {
     pub name: String,
     pub cmdline: Vec<String>,
@@ -100,6 +106,88 @@ pub struct StopReport {
     pub threads: Vec<i32>,
 }
 
+/// What a hardware watchpoint fires on. x86_64 has no read-only watch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum WatchAccess {
+    #[serde(rename = "w")]
+    Write,
+    #[serde(rename = "r")]
+    Read,
+    #[serde(rename = "rw")]
+    ReadWrite,
+}
+
+/// A watchpoint as the target holds it (`watch`, `watches`).
+#[derive(Clone, Debug, Serialize)]
+pub struct WatchInfo {
+    pub id: u32,
+    pub expression: String,
+    pub address: VirtAddr,
+    pub len: u64,
+    pub access: WatchAccess,
+    /// Sampled with perf events, without ptrace: no values, works beside a debugger.
+    pub passive: bool,
+    /// The aligned pieces `(address, length)` that each take one hardware slot.
+    pub slots: Vec<(VirtAddr, u8)>,
+    pub hits: u64,
+}
+
+/// One hit of a watchpoint, reported while the hitting thread is held (not when passive).
+#[derive(Clone, Debug)]
+pub struct WatchHit {
+    pub id: u32,
+    pub tid: i32,
+    pub pc: Option<VirtAddr>,
+    /// The watched bytes before and after the access (None when passive).
+    pub old: Option<Vec<u8>>,
+    pub new: Option<Vec<u8>>,
+    /// The watch's hit number since it was set.
+    pub hit: u64,
+}
+
+/// What `watch_wait` reports while it runs.
+#[derive(Clone, Copy, Debug)]
+pub enum WatchEvent<'a> {
+    /// Every watch is armed on every thread: accesses count from now on.
+    Armed { backend: &'a str, threads: usize },
+    Hit(&'a WatchHit),
+}
+
+/// How one `watch_wait` went.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct WatchRun {
+    /// `perf-sigtrap`, `debug-registers` or `perf-sampling` (passive).
+    pub backend: String,
+    pub hits: u64,
+    /// Passive hits the kernel counted but could not record (ring buffer full).
+    pub lost: u64,
+    /// Why it ended: `count`, `time`, `interrupted` or `exited`.
+    pub ended: String,
+}
+
+/// One sampled page fault.
+#[derive(Clone, Copy, Debug)]
+pub struct FaultSample {
+    pub tid: i32,
+    /// The faulting instruction (a kernel address for faults taken inside a system call).
+    pub pc: VirtAddr,
+    /// The data address that faulted.
+    pub addr: VirtAddr,
+    pub time_ns: u64,
+    pub major: bool,
+}
+
+/// What the kernel counted during a `sample_faults` run, beside the samples delivered.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FaultTotals {
+    pub minor: u64,
+    pub major: u64,
+    /// Faults counted but not recorded (ring buffer full).
+    pub lost: u64,
+    /// The process exited before the run ended.
+    pub exited: bool,
+}
+
 /// A process, core file or snapshot whose memory vmscope explains.
 pub trait Target {
     fn info(&self) -> &TargetInfo;
@@ -110,6 +198,12 @@ pub trait Target {
     /// Every mapping with its memory usage (`Region::usage` filled), sorted by address.
     fn regions_with_usage(&mut self) -> Result<Vec<Region>> {
         Err(self.unsupported("memory usage per region"))
+    }
+
+    /// The regions already classified, for a target that carries its classification with it (a
+    /// saved snapshot): `classify::explain` returns these instead of classifying again.
+    fn classified(&mut self) -> Option<Vec<crate::regions::classify::Explained>> {
+        None
     }
 
     /// Opens the file behind a file-backed region (the very file mapped, even when its path was
@@ -141,6 +235,25 @@ pub trait Target {
         Err(self.unsupported("stop"))
     }
 
+    /// Page-table state over `range` (page aligned): the runs of present, swapped and guard
+    /// pages (`translate`, `shared`). Core files and snapshots have no page tables.
+    fn pages(&mut self, range: std::ops::Range<VirtAddr>) -> Result<crate::pages::PageScan> {
+        let _ = range;
+        Err(self.unsupported("reading page tables"))
+    }
+
+    /// The decoded page-table entries of `count` base pages from `start` (page aligned).
+    fn page_entries(&mut self, start: VirtAddr, count: usize) -> Result<crate::pages::PageEntries> {
+        let _ = (start, count);
+        Err(self.unsupported("reading page tables"))
+    }
+
+    /// What the OS knows of physical frames (page flags, map counts), where it lets us see it.
+    fn frames(&mut self, pfns: &[u64]) -> Result<Vec<crate::pages::Frame>> {
+        let _ = pfns;
+        Err(self.unsupported("reading physical page flags"))
+    }
+
     /// Sends a signal (`SIGUSR1`, `USR1` or a number) to the target, or to `pid`; returns the
     /// signal's canonical name.
     fn signal(&mut self, signal: &str, pid: Option<i32>) -> Result<String> {
@@ -151,6 +264,57 @@ pub trait Target {
     /// Lets a stopped target run again.
     fn resume(&mut self) -> Result<()> {
         Err(self.unsupported("continue"))
+    }
+
+    /// Adds a hardware watchpoint on `len` bytes at `addr`; it is armed while `watch_wait`
+    /// runs. Fails with the number of free slots when the hardware has too few.
+    fn watch_set(
+        &mut self,
+        expression: &str,
+        addr: VirtAddr,
+        len: u64,
+        access: WatchAccess,
+        passive: bool,
+    ) -> Result<WatchInfo> {
+        let _ = (expression, addr, len, access, passive);
+        Err(self.unsupported("hardware watchpoints"))
+    }
+
+    /// Removes watch `id`, or every watch; returns the ids removed.
+    fn watch_clear(&mut self, id: Option<u32>) -> Result<Vec<u32>> {
+        let _ = id;
+        Err(self.unsupported("hardware watchpoints"))
+    }
+
+    fn watch_list(&mut self) -> Result<Vec<WatchInfo>> {
+        Err(self.unsupported("hardware watchpoints"))
+    }
+
+    /// Arms every watch on every thread (threads created meanwhile included), lets the target
+    /// run and tells `on_event` once armed and at each hit (with the target, to read memory or
+    /// symbols while the hitting thread is held), until `max_hits` hits, `until`, Ctrl-C or the
+    /// target's exit. Disarms before returning, on every path.
+    fn watch_wait(
+        &mut self,
+        until: Option<std::time::Instant>,
+        max_hits: Option<u64>,
+        on_event: &mut dyn FnMut(&mut dyn Target, WatchEvent<'_>) -> Result<()>,
+    ) -> Result<WatchRun> {
+        let _ = (until, max_hits, on_event);
+        Err(self.unsupported("hardware watchpoints"))
+    }
+
+    /// Samples the page faults of every thread (threads created meanwhile included) until
+    /// `until` or Ctrl-C, handing `on_batch` what was sampled at least every `tick`.
+    fn sample_faults(
+        &mut self,
+        major_only: bool,
+        until: Option<std::time::Instant>,
+        tick: std::time::Duration,
+        on_batch: &mut dyn FnMut(&[FaultSample]) -> Result<()>,
+    ) -> Result<FaultTotals> {
+        let _ = (major_only, until, tick, on_batch);
+        Err(self.unsupported("page-fault sampling"))
     }
 
     /// Gives up control: detach from ptrace and leave the target running.

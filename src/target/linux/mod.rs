@@ -2,7 +2,10 @@
 //! /proc, memory from `process_vm_readv` (falling back to /proc/PID/mem for what it refuses), and
 //! the target keeps running. ptrace is taken only for `stop` and registers, through [`ptrace`].
 
+pub mod hwbp;
 pub mod maps;
+pub mod pagemap;
+pub mod perf;
 pub mod procfs;
 pub mod ptrace;
 pub mod smaps;
@@ -28,6 +31,8 @@ pub struct LinuxProcess {
     /// /proc/PID/mem, opened on first need.
     mem: Option<File>,
     tracer: Option<ptrace::Tracer>,
+    /// Hardware watchpoints (`watch`), armed only while `watch_wait` runs.
+    watches: hwbp::Watches,
 }
 
 impl LinuxProcess {
@@ -48,6 +53,7 @@ impl LinuxProcess {
             child: None,
             mem: None,
             tracer: None,
+            watches: hwbp::Watches::default(),
         };
         // Fail now, with the fix named, if we may not look at it.
         p.proc_read("maps")?;
@@ -82,6 +88,7 @@ impl LinuxProcess {
             child: Some(child),
             mem: None,
             tracer: None,
+            watches: hwbp::Watches::default(),
         };
         // Right after fork, exe may still name vmscope itself; read it again once exec is done.
         if let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) {
@@ -154,6 +161,14 @@ impl LinuxProcess {
             }
         }
         Ok(done)
+    }
+
+    /// A pagemap failure: "exited" when the process is gone (a zombie reads as nothing).
+    fn pagemap_error(&mut self, e: std::io::Error) -> Error {
+        if let Err(exited) = self.ensure_alive() {
+            return exited;
+        }
+        self.io_error(&format!("/proc/{}/pagemap", self.pid()), e)
     }
 
     fn main_tid_or(&self, tid: Option<i32>) -> i32 {
@@ -355,6 +370,18 @@ impl Target for LinuxProcess {
         })
     }
 
+    fn pages(&mut self, range: std::ops::Range<VirtAddr>) -> Result<crate::pages::PageScan> {
+        pagemap::pages(self.pid(), range).map_err(|e| self.pagemap_error(e))
+    }
+
+    fn page_entries(&mut self, start: VirtAddr, count: usize) -> Result<crate::pages::PageEntries> {
+        pagemap::entries(self.pid(), start, count).map_err(|e| self.pagemap_error(e))
+    }
+
+    fn frames(&mut self, pfns: &[u64]) -> Result<Vec<crate::pages::Frame>> {
+        Ok(pagemap::frames(pfns))
+    }
+
     fn signal(&mut self, signal: &str, pid: Option<i32>) -> Result<String> {
         use nix::sys::signal::Signal;
         let upper = signal.to_ascii_uppercase();
@@ -392,6 +419,46 @@ impl Target for LinuxProcess {
                 self.pid()
             ))),
         }
+    }
+
+    fn watch_set(
+        &mut self,
+        expression: &str,
+        addr: VirtAddr,
+        len: u64,
+        access: crate::target::WatchAccess,
+        passive: bool,
+    ) -> Result<crate::target::WatchInfo> {
+        self.ensure_alive()?;
+        self.watches.add(expression, addr, len, access, passive)
+    }
+
+    fn watch_clear(&mut self, id: Option<u32>) -> Result<Vec<u32>> {
+        self.watches.clear(id)
+    }
+
+    fn watch_list(&mut self) -> Result<Vec<crate::target::WatchInfo>> {
+        Ok(self.watches.list())
+    }
+
+    fn watch_wait(
+        &mut self,
+        until: Option<std::time::Instant>,
+        max_hits: Option<u64>,
+        on_event: &mut dyn FnMut(&mut dyn Target, crate::target::WatchEvent<'_>) -> Result<()>,
+    ) -> Result<crate::target::WatchRun> {
+        hwbp::wait(self, until, max_hits, on_event)
+    }
+
+    fn sample_faults(
+        &mut self,
+        major_only: bool,
+        until: Option<std::time::Instant>,
+        tick: std::time::Duration,
+        on_batch: &mut dyn FnMut(&[crate::target::FaultSample]) -> Result<()>,
+    ) -> Result<crate::target::FaultTotals> {
+        self.ensure_alive()?;
+        perf::sample_faults(self.pid(), major_only, until, tick, on_batch)
     }
 
     fn detach(&mut self) -> Result<()> {

@@ -24,6 +24,8 @@ struct ThreadState {
 pub struct Tracer {
     pid: i32,
     threads: BTreeMap<i32, ThreadState>,
+    /// ptrace options of every traced thread (PTRACE_O_TRACECLONE while `watch` runs).
+    options: ptrace::Options,
 }
 
 impl Tracer {
@@ -32,9 +34,14 @@ impl Tracer {
         let mut tracer = Tracer {
             pid,
             threads: BTreeMap::new(),
+            options: ptrace::Options::empty(),
         };
         tracer.interrupt_all()?;
         Ok(tracer)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid
     }
 
     pub fn tids(&self) -> Vec<i32> {
@@ -53,13 +60,20 @@ impl Tracer {
             let mut new = false;
             for &tid in &tids {
                 if let Entry::Vacant(slot) = self.threads.entry(tid) {
-                    match ptrace::seize(Pid::from_raw(tid), ptrace::Options::empty()) {
+                    match ptrace::seize(Pid::from_raw(tid), self.options) {
                         Ok(()) => {
                             slot.insert(ThreadState::default());
                             emergency::add(tid);
                             new = true;
                         }
                         Err(Errno::ESRCH) => continue, // the thread exited meanwhile
+                        // A thread born under PTRACE_O_TRACECLONE is ours already; its parent's
+                        // clone event has not been collected yet.
+                        Err(Errno::EPERM) if traced_by_us(self.pid, tid) => {
+                            slot.insert(ThreadState::default());
+                            emergency::add(tid);
+                            new = true;
+                        }
                         Err(Errno::EPERM) => {
                             return Err(permission_error(self.pid));
                         }
@@ -101,7 +115,8 @@ impl Tracer {
     fn wait_stop(&mut self, tid: i32) -> Result<()> {
         loop {
             match waitpid(Pid::from_raw(tid), Some(WaitPidFlag::__WALL)) {
-                Ok(WaitStatus::PtraceEvent(_, _, _)) => {
+                Ok(WaitStatus::PtraceEvent(_, _, event)) => {
+                    self.adopt_clone(tid, event);
                     self.mark_stopped(tid, None);
                     return Ok(());
                 }
@@ -170,10 +185,130 @@ impl Tracer {
             let _ = self.interrupt_all();
         }
         for (tid, t) in std::mem::take(&mut self.threads) {
+            // Debug registers outlive the tracer: never leave a watch armed behind us.
+            if emergency::is_armed(tid) {
+                super::hwbp::clear_raw(tid);
+                emergency::set_armed(tid, false);
+            }
             let _ = ptrace::detach(Pid::from_raw(tid), t.pending);
             emergency::remove(tid);
         }
         Ok(())
+    }
+
+    /// Sets ptrace options (PTRACE_O_TRACECLONE for `watch`) on every traced thread, which must
+    /// be stopped, and on every thread seized from now on.
+    pub fn set_options(&mut self, options: ptrace::Options) -> Result<()> {
+        self.options = options;
+        for &tid in self.threads.keys() {
+            match ptrace::setoptions(Pid::from_raw(tid), options) {
+                Ok(()) | Err(Errno::ESRCH) => {}
+                Err(errno) => {
+                    return Err(Error::Sys {
+                        context: format!("ptrace setoptions thread {tid}"),
+                        errno,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The next stop or exit of a running thread, without blocking. The thread's state follows
+    /// (stopped; forgotten once exited; a thread born of PTRACE_EVENT_CLONE is adopted, running
+    /// until its own first stop is collected).
+    pub fn poll_event(&mut self) -> Result<Option<WaitStatus>> {
+        let running: Vec<i32> = self
+            .threads
+            .iter()
+            .filter(|(_, t)| !t.stopped)
+            .map(|(&tid, _)| tid)
+            .collect();
+        for tid in running {
+            let flags = WaitPidFlag::__WALL | WaitPidFlag::WNOHANG;
+            match waitpid(Pid::from_raw(tid), Some(flags)) {
+                Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {}
+                Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
+                    self.threads.remove(&tid);
+                    emergency::remove(tid);
+                    return Ok(Some(status));
+                }
+                Err(Errno::ECHILD) => {
+                    self.threads.remove(&tid);
+                    emergency::remove(tid);
+                }
+                Ok(status @ WaitStatus::PtraceEvent(_, _, event)) => {
+                    self.adopt_clone(tid, event);
+                    self.mark_stopped(tid, None);
+                    return Ok(Some(status));
+                }
+                Ok(status @ WaitStatus::Stopped(..)) => {
+                    self.mark_stopped(tid, None);
+                    return Ok(Some(status));
+                }
+                Ok(_) => {}
+                Err(errno) => {
+                    return Err(Error::Sys {
+                        context: format!("waiting for thread {tid}"),
+                        errno,
+                    });
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Lets one stopped thread run, delivering `sig`.
+    pub fn resume_one(&mut self, tid: i32, sig: Option<Signal>) -> Result<()> {
+        match ptrace::cont(Pid::from_raw(tid), sig) {
+            Ok(()) | Err(Errno::ESRCH) => {}
+            Err(errno) => {
+                return Err(Error::Sys {
+                    context: format!("ptrace continue thread {tid}"),
+                    errno,
+                });
+            }
+        }
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.stopped = false;
+            t.pending = None;
+        }
+        emergency::set_stopped(tid, false);
+        Ok(())
+    }
+
+    /// Leaves a thread in its group stop (job control) but lets SIGCONT wake it: PTRACE_LISTEN.
+    pub fn listen_one(&mut self, tid: i32) -> Result<()> {
+        // SAFETY: PTRACE_LISTEN takes no pointers; it fails harmlessly for a vanished thread.
+        let r = unsafe { libc::ptrace(libc::PTRACE_LISTEN, tid, 0, 0) };
+        if r != 0 && Errno::last() != Errno::ESRCH {
+            return self.resume_one(tid, None);
+        }
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.stopped = false;
+        }
+        emergency::set_stopped(tid, false);
+        Ok(())
+    }
+
+    /// Resumes a thread and waits for its next stop or exit (to collect a signal it has pending).
+    pub fn step_to_next_stop(&mut self, tid: i32) -> Result<()> {
+        self.resume_one(tid, None)?;
+        self.wait_stop(tid)
+    }
+
+    /// A thread born of PTRACE_EVENT_CLONE is traced from its first instruction: adopt it.
+    fn adopt_clone(&mut self, parent: i32, event: i32) {
+        if event != libc::PTRACE_EVENT_CLONE {
+            return;
+        }
+        if let Ok(new) = ptrace::getevent(Pid::from_raw(parent)) {
+            let new = new as i32;
+            if let Entry::Vacant(slot) = self.threads.entry(new) {
+                slot.insert(ThreadState::default());
+                emergency::add(new);
+            }
+        }
     }
 
     /// General registers of a stopped thread.
@@ -249,6 +384,18 @@ fn registers_from(tid: i32, r: &libc::user_regs_struct) -> Registers {
     Registers { tid, values }
 }
 
+/// Whether `tid` is already traced by this process (auto-attached under PTRACE_O_TRACECLONE).
+fn traced_by_us(pid: i32, tid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("TracerPid:"))
+                .and_then(|v| v.trim().parse::<u32>().ok())
+        })
+        == Some(std::process::id())
+}
+
 /// The error for a refused attach, naming the fixes.
 pub fn permission_error(pid: i32) -> Error {
     let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
@@ -276,6 +423,10 @@ pub mod emergency {
     const SLOTS: usize = 1024;
     static TIDS: [AtomicI32; SLOTS] = [const { AtomicI32::new(0) }; SLOTS];
     static STOPPED: [AtomicBool; SLOTS] = [const { AtomicBool::new(false) }; SLOTS];
+    /// Threads whose debug registers hold a watch: cleared before they are let go.
+    static ARMED: [AtomicBool; SLOTS] = [const { AtomicBool::new(false) }; SLOTS];
+    /// perf event fds of armed watches: closed first, so no trap fires once ptrace is gone.
+    static WATCH_FDS: [AtomicI32; 256] = [const { AtomicI32::new(-1) }; 256];
     static LAUNCHED: [AtomicI32; 8] = [const { AtomicI32::new(0) }; 8];
 
     pub fn add(tid: i32) {
@@ -296,7 +447,42 @@ pub mod emergency {
                 .is_ok()
             {
                 STOPPED[i].store(false, Ordering::SeqCst);
+                ARMED[i].store(false, Ordering::SeqCst);
             }
+        }
+    }
+
+    /// Records that `tid`'s debug registers hold (or no longer hold) a watch.
+    pub fn set_armed(tid: i32, armed: bool) {
+        for (i, slot) in TIDS.iter().enumerate() {
+            if slot.load(Ordering::SeqCst) == tid {
+                ARMED[i].store(armed, Ordering::SeqCst);
+            }
+        }
+    }
+
+    pub fn is_armed(tid: i32) -> bool {
+        TIDS.iter()
+            .enumerate()
+            .any(|(i, slot)| slot.load(Ordering::SeqCst) == tid && ARMED[i].load(Ordering::SeqCst))
+    }
+
+    /// Records the fd of a perf event that can trap the target (a `watch` breakpoint).
+    pub fn add_watch_fd(fd: i32) {
+        for slot in &WATCH_FDS {
+            if slot
+                .compare_exchange(-1, fd, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                return;
+            }
+        }
+    }
+
+    /// Forgets a watch fd (before the caller closes it).
+    pub fn remove_watch_fd(fd: i32) {
+        for slot in &WATCH_FDS {
+            let _ = slot.compare_exchange(fd, -1, Ordering::SeqCst, Ordering::SeqCst);
         }
     }
 
@@ -330,6 +516,17 @@ pub mod emergency {
     /// first, as PTRACE_DETACH requires, with a bounded wait) and kill launched processes.
     /// Only raw syscalls: async-signal-safe.
     pub fn release_all() {
+        // Breakpoint events first: once they are closed no new trap can be raised, so the
+        // threads detached below cannot die of a SIGTRAP nobody intercepts.
+        for slot in &WATCH_FDS {
+            let fd = slot.swap(-1, Ordering::SeqCst);
+            if fd >= 0 {
+                // SAFETY: close is async-signal-safe; the fd is one we opened and own.
+                unsafe {
+                    libc::close(fd);
+                }
+            }
+        }
         for (i, slot) in TIDS.iter().enumerate() {
             let tid = slot.swap(0, Ordering::SeqCst);
             if tid == 0 {
@@ -351,6 +548,9 @@ pub mod emergency {
                         };
                         libc::nanosleep(&ts, std::ptr::null_mut());
                     }
+                }
+                if ARMED[i].swap(false, Ordering::SeqCst) {
+                    super::super::hwbp::clear_raw(tid);
                 }
                 libc::ptrace(libc::PTRACE_DETACH, tid, 0, 0);
             }

@@ -1,0 +1,445 @@
+//! Shared support for the benches in `bench/`: timing (median, min, max over interleaved rounds),
+//! human durations and ratios, an aligned table printer, fixture programs built with the system C
+//! compiler, and guards that kill what a bench started (on every exit path a destructor sees,
+//! panics included) and undo the one system setting a bench may change (`vm.max_map_count`).
+//!
+//! Nothing here asserts on time: the benches print numbers and ratios for people to read.
+#![allow(dead_code)] // each bench uses a subset
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------------------------------------
+// Timing
+
+/// Summary of the samples of one case.
+#[derive(Clone, Copy, Debug)]
+pub struct Stats {
+    pub runs: usize,
+    pub median: Duration,
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl Stats {
+    /// The median (mean of the middle two for an even count), min and max of `samples`.
+    pub fn of(mut samples: Vec<Duration>) -> Stats {
+        assert!(!samples.is_empty(), "no samples");
+        samples.sort_unstable();
+        let n = samples.len();
+        let median = if n % 2 == 1 {
+            samples[n / 2]
+        } else {
+            (samples[n / 2 - 1] + samples[n / 2]) / 2
+        };
+        Stats {
+            runs: n,
+            median,
+            min: samples[0],
+            max: samples[n - 1],
+        }
+    }
+
+    /// `min – max`, for the spread column.
+    pub fn spread(&self) -> String {
+        format!("{} – {}", fmt_duration(self.min), fmt_duration(self.max))
+    }
+}
+
+/// One thing to time: a name and the work of one run.
+pub struct Case<'a> {
+    pub name: String,
+    pub run: Box<dyn FnMut() + 'a>,
+}
+
+impl<'a> Case<'a> {
+    pub fn new(name: impl Into<String>, run: impl FnMut() + 'a) -> Case<'a> {
+        Case {
+            name: name.into(),
+            run: Box::new(run),
+        }
+    }
+}
+
+/// Runs every case once to warm up, then `rounds` rounds in which each case runs once, in
+/// order. Interleaving spreads the drift of a shared, noisy machine over all cases instead of
+/// charging it to whichever ran during a busy second.
+pub fn run_interleaved(rounds: usize, cases: &mut [Case<'_>]) -> Vec<Stats> {
+    for case in cases.iter_mut() {
+        (case.run)();
+    }
+    let mut samples = vec![Vec::with_capacity(rounds); cases.len()];
+    for _ in 0..rounds {
+        for (case, out) in cases.iter_mut().zip(samples.iter_mut()) {
+            let t = Instant::now();
+            (case.run)();
+            out.push(t.elapsed());
+        }
+    }
+    samples.into_iter().map(Stats::of).collect()
+}
+
+/// How many rounds to run: `VMSCOPE_BENCH_ITERS` when set, else `default`.
+pub fn rounds(default: usize) -> usize {
+    std::env::var("VMSCOPE_BENCH_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(default)
+}
+
+/// A duration with three significant digits and a unit that fits: `812 ns`, `14.2 µs`,
+/// `3.07 ms`, `1.25 s`.
+pub fn fmt_duration(d: Duration) -> String {
+    let ns = d.as_nanos() as f64;
+    let (value, unit) = if ns < 1e3 {
+        (ns, "ns")
+    } else if ns < 1e6 {
+        (ns / 1e3, "µs")
+    } else if ns < 1e9 {
+        (ns / 1e6, "ms")
+    } else {
+        (ns / 1e9, "s")
+    };
+    let decimals = if value >= 100.0 {
+        0
+    } else if value >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{value:.decimals$} {unit}")
+}
+
+/// `a / b` as `2.31×` (`—` when `b` is zero).
+pub fn ratio(a: Duration, b: Duration) -> String {
+    if b.is_zero() {
+        return "—".into();
+    }
+    let r = a.as_secs_f64() / b.as_secs_f64();
+    if r >= 100.0 {
+        format!("{r:.0}×")
+    } else if r >= 10.0 {
+        format!("{r:.1}×")
+    } else {
+        format!("{r:.2}×")
+    }
+}
+
+/// A size in KiB as `812 KiB` or `14.3 MiB`.
+pub fn fmt_kib(kib: u64) -> String {
+    if kib < 1024 {
+        format!("{kib} KiB")
+    } else {
+        format!("{:.1} MiB", kib as f64 / 1024.0)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tables
+
+/// A text table: the first column left-aligned, the others right-aligned (they hold numbers).
+pub struct Table {
+    headers: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(headers: &[&str]) -> Table {
+        Table {
+            headers: headers.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        assert_eq!(cells.len(), self.headers.len(), "row width");
+        self.rows.push(cells);
+    }
+
+    pub fn render(&self) -> String {
+        let width = |s: &str| s.chars().count();
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| width(h)).collect();
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(width(cell));
+            }
+        }
+        let line = |cells: &[String]| {
+            let mut out = String::new();
+            for (i, (cell, &w)) in cells.iter().zip(&widths).enumerate() {
+                let pad = " ".repeat(w - width(cell));
+                if i == 0 {
+                    let _ = write!(out, "{cell}{pad}");
+                } else {
+                    let _ = write!(out, "  {pad}{cell}");
+                }
+            }
+            out.trim_end().to_string() + "\n"
+        };
+        let mut out = line(&self.headers);
+        let rule: Vec<String> = widths.iter().map(|&w| "-".repeat(w)).collect();
+        out += &line(&rule);
+        for row in &self.rows {
+            out += &line(row);
+        }
+        out
+    }
+
+    pub fn print(&self) {
+        print!("{}", self.render());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+/// A child process that is killed and reaped when dropped, on every path out of a bench that
+/// runs destructors (return, `?`, panic with unwinding). The fixtures also ask the kernel to
+/// kill them if the bench dies without unwinding (PR_SET_PDEATHSIG).
+pub struct ChildGuard(pub Child);
+
+impl ChildGuard {
+    pub fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `cmd` to the end and returns how long it took (spawn to reap), its status and its peak
+/// resident set in KiB (`ru_maxrss` from `wait4`, the child's own, not the sum of all children).
+pub fn run_measured(cmd: &mut Command) -> std::io::Result<(Duration, ExitStatus, u64)> {
+    use std::os::unix::process::ExitStatusExt;
+    let start = Instant::now();
+    let child = cmd.spawn()?;
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain data that wait4 fills in; all-zero is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `pid` is our own unreaped child (std never waits for it: we drop `child`
+        // without calling wait), and both out-pointers point to live locals of the right types.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if r == pid {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    let elapsed = start.elapsed();
+    drop(child); // already reaped: dropping a std Child neither kills nor waits
+    Ok((
+        elapsed,
+        ExitStatus::from_raw(status),
+        usage.ru_maxrss.max(0) as u64,
+    ))
+}
+
+/// Runs `cmd` once with its output captured, and fails with what it printed unless it exits 0.
+pub fn run_checked(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd:?} failed ({}):\n{stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(stdout)
+}
+
+/// Whether `program` can be found on PATH.
+pub fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| {
+            let p = dir.join(program);
+            p.is_file()
+                && std::fs::metadata(&p)
+                    .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
+                    .unwrap_or(false)
+        })
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+/// The crate's root directory.
+pub fn crate_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Builds fixtures/NAME.c with `cc -O2` into the target directory (rebuilt when the source is
+/// newer) and returns the binary.
+pub fn build_fixture(name: &str) -> PathBuf {
+    let src = crate_dir().join(format!("fixtures/{name}.c"));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(dir).expect("create the target tmp directory");
+    let out = dir.join(format!("bench-{name}"));
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if let (Some(bin), Some(source)) = (modified(&out), modified(&src))
+        && bin >= source
+    {
+        return out;
+    }
+    let status = Command::new("cc")
+        .args(["-O2", "-Wall", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("run cc (the benches need a C compiler)");
+    assert!(status.success(), "cc failed to build {}", src.display());
+    out
+}
+
+/// A running fixtures/many_maps.c and what it said about itself; killed on drop.
+pub struct ManyMaps {
+    pub child: ChildGuard,
+    pub pid: i32,
+    pub mappings: u64,
+    /// A readable page whose first 8 bytes hold `first_value`.
+    pub first_page: u64,
+    pub first_value: u64,
+}
+
+impl ManyMaps {
+    /// Starts many_maps with `n` mappings and waits for its JSON line.
+    pub fn start(n: u64) -> Result<ManyMaps, String> {
+        let bin = build_fixture("many_maps");
+        let mut child = Command::new(&bin)
+            .arg(n.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let stdout = child.stdout.take().expect("piped");
+        let mut stderr = child.stderr.take().expect("piped");
+        let child = ChildGuard(child);
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .map_err(|e| format!("reading many_maps' output: {e}"))?;
+        if line.trim().is_empty() {
+            let mut why = String::new();
+            let _ = stderr.read_to_string(&mut why);
+            return Err(format!("many_maps {n} did not start:\n{why}"));
+        }
+        let facts: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|e| format!("many_maps printed {line:?}, not JSON: {e}"))?;
+        let hex = |key: &str| {
+            facts[key]
+                .as_str()
+                .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+                .ok_or_else(|| format!("many_maps' {key} in {line:?}"))
+        };
+        Ok(ManyMaps {
+            pid: child.pid(),
+            mappings: facts["mappings"].as_u64().ok_or("many_maps' mappings")?,
+            first_page: hex("first_page")?,
+            first_value: hex("first_value")?,
+            child,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// System settings
+
+const MAX_MAP_COUNT: &str = "/proc/sys/vm/max_map_count";
+
+fn read_max_map_count() -> Option<u64> {
+    std::fs::read_to_string(MAX_MAP_COUNT)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Makes sure `vm.max_map_count` leaves room for `needed` mappings, raising it (as root) when it
+/// does not and saying so; the old value is written back when this guard is dropped.
+pub struct MaxMapCount {
+    restore: Option<u64>,
+}
+
+impl MaxMapCount {
+    pub fn ensure(needed: u64) -> MaxMapCount {
+        const RAISED: u64 = 262_144;
+        let Some(now) = read_max_map_count() else {
+            println!("note: cannot read {MAX_MAP_COUNT}; assuming it is high enough");
+            return MaxMapCount { restore: None };
+        };
+        if needed <= now {
+            println!("vm.max_map_count = {now}: enough for {needed} mappings, left unchanged");
+            return MaxMapCount { restore: None };
+        }
+        match std::fs::write(MAX_MAP_COUNT, RAISED.to_string()) {
+            Ok(()) => {
+                println!(
+                    "NOTE: raised vm.max_map_count {now} -> {RAISED} (as `sysctl -w \
+                     vm.max_map_count={RAISED}`) to fit {needed} mappings; it is set back to \
+                     {now} when the bench ends"
+                );
+                MaxMapCount { restore: Some(now) }
+            }
+            Err(e) => {
+                println!(
+                    "WARNING: vm.max_map_count = {now} is below the {needed} mappings needed and \
+                     cannot be raised ({e}); run as root or `sudo sysctl -w \
+                     vm.max_map_count={RAISED}` first"
+                );
+                MaxMapCount { restore: None }
+            }
+        }
+    }
+}
+
+impl Drop for MaxMapCount {
+    fn drop(&mut self) {
+        if let Some(old) = self.restore.take() {
+            match std::fs::write(MAX_MAP_COUNT, old.to_string()) {
+                Ok(()) => println!("vm.max_map_count set back to {old}"),
+                Err(e) => eprintln!("WARNING: could not set vm.max_map_count back to {old}: {e}"),
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Context
+
+/// One line about the machine, so numbers pasted elsewhere say where they come from.
+pub fn machine_summary() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    format!("{cpus} CPUs ({model}), Linux {kernel}, load average {load}")
+}

@@ -1,0 +1,506 @@
+//! One ELF image as a file, independent of where a process maps it: its bytes (memory-mapped),
+//! load layout (program headers), build-id, allocated sections, and symbol table (.symtab, else
+//! that of its separate debug file, else .dynsym), sorted for address lookup and indexed by
+//! name on first need. Its DWARF is loaded on the first source lookup and kept.
+
+use super::debugfile;
+use super::demangle;
+use super::dwarf::{Dwarf, SourceFrame};
+use crate::regions::elf::LoadLayout;
+use object::{Object, ObjectSection, ObjectSymbol, SectionFlags, SectionKind, SymbolKind};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+/// The bytes of a file: memory-mapped, or read (the vdso, which is memory of the target).
+pub enum Data {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Data {
+    /// Maps `file` read-only.
+    pub fn map(file: &std::fs::File) -> std::io::Result<Data> {
+        if file.metadata()?.len() == 0 {
+            return Ok(Data::Owned(Vec::new()));
+        }
+        // SAFETY: a private read-only mapping of a file opened for reading. The bytes are parsed
+        // as untrusted input (object and gimli bounds-check everything), so other contents can
+        // only give other answers. The files are images a process runs from (which the kernel
+        // refuses to open for writing while they execute) and debug files, which package
+        // managers replace by renaming a new file into place, leaving this mapping intact; only
+        // truncating a mapped file in place could fault, the same exposure gdb and addr2line
+        // accept.
+        let map = unsafe { memmap2::Mmap::map(file)? };
+        Ok(Data::Mapped(map))
+    }
+}
+
+impl Deref for Data {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Data::Mapped(m) => m,
+            Data::Owned(v) => v,
+        }
+    }
+}
+
+/// Where an image's symbols come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SymbolSource {
+    /// The file's own .symtab.
+    Symtab,
+    /// The .symtab of its separate debug file.
+    DebugFile,
+    /// Only the dynamic symbols (.dynsym): the file is stripped and no debug file was found.
+    Dynsym,
+    /// No symbols at all.
+    None,
+}
+
+/// A symbol of the table: its link-time address and size, and where its name is.
+#[derive(Clone, Copy, Debug)]
+struct Sym {
+    addr: u64,
+    size: u64,
+    name_at: usize,
+    name_len: u32,
+    /// Higher is better when several symbols share an address: typed, sized, global.
+    score: u8,
+    global: bool,
+}
+
+/// An allocated section: name and link-time range.
+#[derive(Clone, Debug)]
+struct Section {
+    name: String,
+    addr: u64,
+    size: u64,
+    exec: bool,
+}
+
+/// A symbol found for an address or a name (link-time address).
+#[derive(Clone, Debug)]
+pub struct SymbolRef {
+    pub name: String,
+    pub addr: u64,
+    pub size: u64,
+    pub global: bool,
+}
+
+impl SymbolRef {
+    pub fn demangled(&self) -> Option<String> {
+        demangle::demangle(&self.name)
+    }
+
+    /// The demangled name if there is one, else the name.
+    pub fn display_name(&self) -> String {
+        self.demangled().unwrap_or_else(|| self.name.clone())
+    }
+}
+
+/// Which file holds the DWARF.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DwarfIn {
+    Primary,
+    Debug,
+    Nowhere,
+}
+
+/// A parsed ELF image.
+pub struct Image {
+    /// The file as the target names it (for messages and debuglink lookup).
+    pub path: PathBuf,
+    data: Arc<Data>,
+    /// The separate debug file, when one was needed and found.
+    pub debug_path: Option<PathBuf>,
+    debug: Option<Arc<Data>>,
+    pub layout: LoadLayout,
+    pub build_id: Option<Vec<u8>>,
+    sections: Vec<Section>,
+    syms: Vec<Sym>,
+    /// Whether symbol names point into the debug file's bytes (else the file's).
+    names_in_debug: bool,
+    pub symbols_from: SymbolSource,
+    dwarf_in: DwarfIn,
+    dwarf: OnceLock<Result<Dwarf, String>>,
+    by_name: OnceLock<HashMap<Box<str>, Vec<u32>>>,
+    by_demangled: OnceLock<HashMap<String, Vec<u32>>>,
+}
+
+fn has_dwarf(file: &object::File<'_>) -> bool {
+    file.section_by_name(".debug_info").is_some() || file.section_by_name(".debug_line").is_some()
+}
+
+impl Image {
+    /// Parses the image in `data`, found at `path`; looks for a separate debug file when the
+    /// image lacks a symbol table or DWARF. A file that is not a 64-bit little-endian ELF image
+    /// (or is corrupt) is an error message.
+    pub fn parse(path: &Path, data: Data) -> Result<Image, String> {
+        let data = Arc::new(data);
+        let file = object::File::parse(&**data).map_err(|e| format!("not a valid ELF file: {e}"))?;
+        let layout = LoadLayout::parse(&data)
+            .ok_or("not a 64-bit little-endian ELF image with loadable segments")?;
+        let build_id = file.build_id().ok().flatten().map(<[u8]>::to_vec);
+        let mut sections = read_sections(&file);
+        let own_symtab = read_symbols(&file, &data, false);
+        let own_dwarf = has_dwarf(&file);
+
+        let mut debug = None;
+        if own_symtab.is_empty() || !own_dwarf {
+            let link = file.gnu_debuglink().ok().flatten();
+            debug = debugfile::find(path, build_id.as_deref(), link);
+        }
+        let mut names_in_debug = false;
+        let mut dwarf_in = if own_dwarf {
+            DwarfIn::Primary
+        } else {
+            DwarfIn::Nowhere
+        };
+        let (syms, symbols_from) = if !own_symtab.is_empty() {
+            (own_symtab, SymbolSource::Symtab)
+        } else {
+            let from_debug = debug.as_ref().and_then(|d| {
+                let dfile = object::File::parse(&**d.data).ok()?;
+                let syms = read_symbols(&dfile, &d.data, false);
+                (!syms.is_empty()).then_some(syms)
+            });
+            match from_debug {
+                Some(syms) => {
+                    names_in_debug = true;
+                    (syms, SymbolSource::DebugFile)
+                }
+                None => {
+                    let dynsym = read_symbols(&file, &data, true);
+                    let source = if dynsym.is_empty() {
+                        SymbolSource::None
+                    } else {
+                        SymbolSource::Dynsym
+                    };
+                    (dynsym, source)
+                }
+            }
+        };
+        if let Some(d) = &debug
+            && let Ok(dfile) = object::File::parse(&**d.data)
+        {
+            if dwarf_in == DwarfIn::Nowhere && has_dwarf(&dfile) {
+                dwarf_in = DwarfIn::Debug;
+            }
+            if sections.is_empty() {
+                sections = read_sections(&dfile);
+            }
+        }
+        let (debug_path, debug) = match debug {
+            Some(d) => (Some(d.path), Some(d.data)),
+            None => (None, None),
+        };
+        drop(file);
+        Ok(Image {
+            path: path.to_path_buf(),
+            data,
+            debug_path,
+            debug,
+            layout,
+            build_id,
+            sections,
+            syms,
+            names_in_debug,
+            symbols_from,
+            dwarf_in,
+            dwarf: OnceLock::new(),
+            by_name: OnceLock::new(),
+            by_demangled: OnceLock::new(),
+        })
+    }
+
+    /// Whether DWARF was found (in the file or its debug file).
+    pub fn has_dwarf(&self) -> bool {
+        self.dwarf_in != DwarfIn::Nowhere
+    }
+
+    /// The file the DWARF comes from.
+    pub fn dwarf_path(&self) -> Option<&Path> {
+        match self.dwarf_in {
+            DwarfIn::Primary => Some(&self.path),
+            DwarfIn::Debug => self.debug_path.as_deref(),
+            DwarfIn::Nowhere => None,
+        }
+    }
+
+    fn name_bytes(&self, s: &Sym) -> &[u8] {
+        let data: &[u8] = if self.names_in_debug {
+            self.debug.as_deref().map_or(&[], |d| d)
+        } else {
+            &self.data
+        };
+        data.get(s.name_at..s.name_at + s.name_len as usize)
+            .unwrap_or_default()
+    }
+
+    fn name(&self, s: &Sym) -> String {
+        String::from_utf8_lossy(self.name_bytes(s)).into_owned()
+    }
+
+    fn symbol_ref(&self, s: &Sym) -> SymbolRef {
+        SymbolRef {
+            name: self.name(s),
+            addr: s.addr,
+            size: s.size,
+            global: s.global,
+        }
+    }
+
+    /// The allocated section holding link-time address `v`.
+    pub fn section_at(&self, v: u64) -> Option<&str> {
+        self.sections
+            .iter()
+            .find(|s| s.addr <= v && v - s.addr < s.size)
+            .map(|s| s.name.as_str())
+    }
+
+    /// Whether `v` is in code (an executable section; true when the file has no section
+    /// headers to tell): only code has source lines.
+    pub fn is_code(&self, v: u64) -> bool {
+        if self.sections.is_empty() {
+            return true;
+        }
+        self.sections
+            .iter()
+            .any(|s| s.exec && s.addr <= v && v - s.addr < s.size)
+    }
+
+    /// The symbol covering link-time address `v`: one whose size covers it, or a symbol without
+    /// size in the same section with nothing between.
+    pub fn symbol_at(&self, v: u64) -> Option<SymbolRef> {
+        let i = self.syms.partition_point(|s| s.addr <= v);
+        if i == 0 {
+            return None;
+        }
+        // The best symbol at the nearest address at or below `v` sorts first among its equals.
+        let addr = self.syms[i - 1].addr;
+        let first = self.syms[..i].partition_point(|s| s.addr < addr);
+        let best = &self.syms[first];
+        if best.size > 0 && v - best.addr < best.size {
+            return Some(self.symbol_ref(best));
+        }
+        if best.size == 0 && self.section_at(best.addr).is_some() {
+            return (self.section_at(best.addr) == self.section_at(v))
+                .then(|| self.symbol_ref(best));
+        }
+        // A larger symbol further down may enclose this one (and `v`).
+        self.syms[..first]
+            .iter()
+            .rev()
+            .take(64)
+            .find(|s| s.size > 0 && v - s.addr < s.size)
+            .map(|s| self.symbol_ref(s))
+    }
+
+    /// The symbols named exactly `name` (the name in the table: mangled for Rust and C++).
+    pub fn symbols_named(&self, name: &str) -> Vec<SymbolRef> {
+        let index = self.by_name.get_or_init(|| {
+            let mut map: HashMap<Box<str>, Vec<u32>> = HashMap::with_capacity(self.syms.len());
+            for (i, s) in self.syms.iter().enumerate() {
+                if let Ok(n) = std::str::from_utf8(self.name_bytes(s)) {
+                    map.entry(n.into()).or_default().push(i as u32);
+                }
+            }
+            map
+        });
+        self.refs(index.get(name))
+    }
+
+    /// The symbols whose demangled name is `name`, with or without the parameter list
+    /// (`shapes::Circle::area`, `shapes::Circle::area() const`, `vmscope::demo::bump`).
+    pub fn symbols_demangled(&self, name: &str) -> Vec<SymbolRef> {
+        let index = self.by_demangled.get_or_init(|| {
+            let mut map: HashMap<String, Vec<u32>> = HashMap::new();
+            for (i, s) in self.syms.iter().enumerate() {
+                let Ok(raw) = std::str::from_utf8(self.name_bytes(s)) else {
+                    continue;
+                };
+                let Some(d) = demangle::demangle(raw) else {
+                    continue;
+                };
+                let bare = demangle::without_parameters(&d);
+                if bare != d {
+                    map.entry(bare.to_string()).or_default().push(i as u32);
+                }
+                map.entry(d).or_default().push(i as u32);
+            }
+            map
+        });
+        self.refs(index.get(name))
+    }
+
+    fn refs(&self, idx: Option<&Vec<u32>>) -> Vec<SymbolRef> {
+        idx.map(|v| {
+            v.iter()
+                .map(|&i| self.symbol_ref(&self.syms[i as usize]))
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
+    /// Every symbol name (demangled where it demangles), for completion.
+    pub fn names(&self) -> impl Iterator<Item = String> + '_ {
+        self.syms.iter().map(|s| {
+            let raw = self.name(s);
+            demangle::demangle(&raw).unwrap_or(raw)
+        })
+    }
+
+    /// The DWARF frames at link-time address `v`, loading the DWARF on first use. `Ok(None)`
+    /// when the image has no DWARF; an error names the file and the problem.
+    pub fn frames(&self, v: u64) -> Result<Option<Vec<SourceFrame>>, String> {
+        let data = match self.dwarf_in {
+            DwarfIn::Nowhere => return Ok(None),
+            DwarfIn::Primary => &self.data,
+            DwarfIn::Debug => self.debug.as_ref().expect("debug data when DWARF is there"),
+        };
+        let path = self.dwarf_path().unwrap_or(&self.path).display().to_string();
+        let dwarf = self.dwarf.get_or_init(|| {
+            let sup = object::File::parse(&***data)
+                .ok()
+                .and_then(|f| f.gnu_debugaltlink().ok().flatten())
+                .and_then(|link| debugfile::find_sup(Path::new(&path), link))
+                .map(|f| f.data);
+            Dwarf::load(Arc::clone(data), sup)
+        });
+        match dwarf {
+            Ok(d) => d
+                .frames(v)
+                .map(Some)
+                .map_err(|e| format!("{path}: bad DWARF: {e}")),
+            Err(e) => Err(format!("{path}: bad DWARF: {e}")),
+        }
+    }
+}
+
+/// The allocated sections with an address range (thread-local .tbss, which overlaps what
+/// follows it, is left out).
+fn read_sections(file: &object::File<'_>) -> Vec<Section> {
+    file.sections()
+        .filter_map(|s| {
+            let SectionFlags::Elf { sh_flags, .. } = s.flags() else {
+                return None;
+            };
+            let alloc = sh_flags.contains(object::elf::SHF_ALLOC);
+            let tls = sh_flags.contains(object::elf::SHF_TLS);
+            let nobits = s.kind() == SectionKind::UninitializedTls;
+            if !alloc || (tls && nobits) || s.size() == 0 {
+                return None;
+            }
+            Some(Section {
+                name: s.name().ok()?.to_string(),
+                addr: s.address(),
+                size: s.size(),
+                exec: sh_flags.contains(object::elf::SHF_EXECINSTR),
+            })
+        })
+        .collect()
+}
+
+/// The defined code and data symbols of the .symtab (or .dynsym), sorted by address with the
+/// best of equals first.
+fn read_symbols(file: &object::File<'_>, data: &[u8], dynamic: bool) -> Vec<Sym> {
+    let base = data.as_ptr() as usize;
+    let iter = if dynamic {
+        file.dynamic_symbols()
+    } else {
+        file.symbols()
+    };
+    let mut syms: Vec<Sym> = iter
+        .filter_map(|s| {
+            let typed = match s.kind() {
+                SymbolKind::Text | SymbolKind::Data => true,
+                SymbolKind::Unknown | SymbolKind::Label => false,
+                _ => return None,
+            };
+            if !s.is_definition() && !(s.kind() == SymbolKind::Unknown && s.address() != 0) {
+                return None;
+            }
+            if !matches!(s.section(), object::SymbolSection::Section(_)) {
+                return None;
+            }
+            let name = s.name_bytes().ok()?;
+            if name.is_empty() || name.starts_with(b"$") {
+                return None;
+            }
+            // The name lies inside `data` (object returns slices of it): keep where.
+            let at = (name.as_ptr() as usize).checked_sub(base)?;
+            if at + name.len() > data.len() {
+                return None;
+            }
+            let global = s.is_global() || s.is_weak();
+            let score = u8::from(typed) * 4 + u8::from(s.size() > 0) * 2 + u8::from(global);
+            Some(Sym {
+                addr: s.address(),
+                size: s.size(),
+                name_at: at,
+                name_len: u32::try_from(name.len()).ok()?,
+                score,
+                global,
+            })
+        })
+        .collect();
+    syms.sort_by(|a, b| a.addr.cmp(&b.addr).then(b.score.cmp(&a.score)));
+    syms
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn this_test_binary() -> Image {
+        let exe = std::env::current_exe().unwrap();
+        let file = std::fs::File::open(&exe).unwrap();
+        Image::parse(&exe, Data::map(&file).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn finds_its_own_functions() {
+        let image = this_test_binary();
+        assert_eq!(image.symbols_from, SymbolSource::Symtab);
+        let here = finds_its_own_functions as fn() as usize as u64;
+        // The test binary is a PIE: link-time address = runtime address - bias. Find the bias
+        // from the symbol table by name, then check the address lookup agrees.
+        let named = image.symbols_demangled("vmscope::symbols::image::tests::finds_its_own_functions");
+        assert_eq!(named.len(), 1, "{named:?}");
+        let sym = &named[0];
+        let bias = here - sym.addr;
+        let at = image.symbol_at(here - bias + 1).unwrap();
+        assert_eq!(at.addr, sym.addr);
+        assert_eq!(
+            at.display_name(),
+            "vmscope::symbols::image::tests::finds_its_own_functions"
+        );
+        assert_eq!(image.section_at(sym.addr), Some(".text"));
+        // Debug builds of the tests carry DWARF: the function's own source file.
+        if image.has_dwarf() {
+            let frames = image.frames(sym.addr).unwrap().unwrap();
+            let outer = frames.last().unwrap();
+            assert!(
+                outer.file.as_deref().unwrap().ends_with("src/symbols/image.rs"),
+                "{frames:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let p = Path::new("/nowhere/garbage");
+        assert!(Image::parse(p, Data::Owned(b"\x7fELF garbage".to_vec())).is_err());
+        assert!(Image::parse(p, Data::Owned(Vec::new())).is_err());
+        // A real header with everything after it cut off.
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        for len in [64, 200, 4096] {
+            let _ = Image::parse(p, Data::Owned(exe[..len].to_vec()));
+        }
+    }
+}

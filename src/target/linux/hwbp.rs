@@ -1,0 +1,989 @@
+//! Hardware watchpoints on a live Linux process: the watch list of a target, the split of a range
+//! into aligned hardware slots, the debug registers themselves (x86_64 DR0–DR3/DR6/DR7 through
+//! PTRACE_POKEUSER/PEEKUSER into `u_debugreg`; aarch64 through PTRACE_SETREGSET NT_ARM_HW_WATCH),
+//! and the run that arms them on every thread, reports each hit and disarms them again.
+//!
+//! Two ways to arm a slot while ptrace holds the hitting thread:
+//! - `perf-sigtrap` (the default): a PERF_TYPE_BREAKPOINT event per thread and slot with
+//!   `sigtrap`, `inherit` and `remove_on_exec`. The kernel programs the debug registers, threads
+//!   created later inherit the event, and the event dies with its file descriptor, so a vmscope
+//!   killed with SIGKILL leaves no armed register behind.
+//! - `debug-registers`: the registers written directly with ptrace, as gdb does. The kernel keeps
+//!   ptrace-set debug registers after the tracer dies (a SIGKILLed tracer leaves the target to die
+//!   of SIGTRAP at the next hit), so this is the fallback for kernels without perf `sigtrap`
+//!   (before 5.13), or when `VMSCOPE_WATCH_BACKEND=debug-registers` asks for it.
+//!
+//! Passive watches (`watch --passive`) only sample pc and tid with perf events: no ptrace, so
+//! they work while gdb or lldb owns the process, and they cannot see values.
+
+use super::LinuxProcess;
+use super::perf;
+use super::ptrace::{Tracer, emergency};
+use crate::addr::VirtAddr;
+use crate::error::{Error, Result};
+use crate::target::{Target, WatchAccess, WatchEvent, WatchHit, WatchInfo, WatchRun};
+use nix::errno::Errno;
+use nix::sys::ptrace;
+use nix::sys::signal::Signal;
+use nix::sys::wait::WaitStatus;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+/// Hardware watch slots per thread: DR0–DR3 on x86_64; arm64 cores have 2 to 16 and vmscope
+/// uses the 4 every core has.
+pub const SLOTS: usize = 4;
+
+/// The longest range one watch may cover (four 8-byte slots, as gdb allows).
+pub const MAX_LEN: u64 = 32;
+
+/// `si_code` of a SIGTRAP raised by a perf event with `sigtrap` set.
+const TRAP_PERF: i32 = 6;
+/// `si_code` of a SIGTRAP raised by a ptrace-set hardware breakpoint.
+const TRAP_HWBKPT: i32 = 4;
+/// Tags `si_perf_data` so a SIGTRAP from our events is told from the program's own.
+const SIG_DATA_TAG: u64 = 0x766d_7363_6f70_6500; // "vmscope\0"
+
+/// One aligned piece of a watch: 1, 2, 4 or 8 bytes at an address that is a multiple of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot {
+    pub addr: u64,
+    pub len: u8,
+    pub access: WatchAccess,
+}
+
+/// Splits `len` bytes at `addr` into aligned pieces of 1, 2, 4 or 8 bytes, largest first, as gdb
+/// does for x86 debug registers (the alignment perf breakpoints need on every architecture).
+pub fn pieces(addr: u64, len: u64) -> Vec<(u64, u8)> {
+    let mut out = Vec::new();
+    let (mut at, end) = (addr, addr.saturating_add(len));
+    while at < end {
+        let size = [8u64, 4, 2, 1]
+            .into_iter()
+            .find(|&s| at % s == 0 && at + s <= end)
+            .unwrap_or(1);
+        out.push((at, size as u8));
+        at += size;
+    }
+    out
+}
+
+/// A watch as the target keeps it, with its last known value.
+#[derive(Clone, Debug)]
+struct Watch {
+    info: WatchInfo,
+    last: Option<Vec<u8>>,
+}
+
+/// The watch list of one target. Watches are only armed while [`wait`] runs.
+#[derive(Debug, Default)]
+pub struct Watches {
+    list: Vec<Watch>,
+    next_id: u32,
+}
+
+impl Watches {
+    fn slots_used(&self) -> usize {
+        self.list.iter().map(|w| w.info.slots.len()).sum()
+    }
+
+    /// The slots to arm, each with the index of its watch.
+    fn slots(&self) -> Vec<(usize, Slot)> {
+        let mut out = Vec::new();
+        for (i, w) in self.list.iter().enumerate() {
+            for &(addr, len) in &w.info.slots {
+                out.push((
+                    i,
+                    Slot {
+                        addr: addr.get(),
+                        len,
+                        access: w.info.access,
+                    },
+                ));
+            }
+        }
+        out
+    }
+
+    pub fn list(&self) -> Vec<WatchInfo> {
+        self.list.iter().map(|w| w.info.clone()).collect()
+    }
+
+    pub fn clear(&mut self, id: Option<u32>) -> Result<Vec<u32>> {
+        match id {
+            None => Ok(self.list.drain(..).map(|w| w.info.id).collect()),
+            Some(id) => {
+                let i = self
+                    .list
+                    .iter()
+                    .position(|w| w.info.id == id)
+                    .ok_or_else(|| {
+                        let ids: Vec<String> =
+                            self.list.iter().map(|w| w.info.id.to_string()).collect();
+                        Error::usage(if ids.is_empty() {
+                            format!("no watch {id}: there are no watches")
+                        } else {
+                            format!("no watch {id} (watches: {})", ids.join(" "))
+                        })
+                    })?;
+                self.list.remove(i);
+                Ok(vec![id])
+            }
+        }
+    }
+
+    /// Validates and adds a watch.
+    pub fn add(
+        &mut self,
+        expression: &str,
+        addr: VirtAddr,
+        len: u64,
+        access: WatchAccess,
+        passive: bool,
+    ) -> Result<WatchInfo> {
+        if len == 0 || len > MAX_LEN {
+            return Err(Error::usage(format!(
+                "a watch covers 1 to {MAX_LEN} bytes, not {len}"
+            )));
+        }
+        if access == WatchAccess::Read && !arch::READ_ONLY {
+            return Err(Error::usage(
+                "x86 debug registers cannot watch reads alone: use -rw to catch reads or writes",
+            ));
+        }
+        if addr.get().checked_add(len).is_none_or(|end| end > arch::USER_END) {
+            return Err(Error::usage(format!(
+                "{addr} is not a user-space address: hardware watchpoints watch the program's \
+                 own memory"
+            )));
+        }
+        if let Some(other) = self.list.iter().find(|w| w.info.passive != passive) {
+            return Err(Error::usage(format!(
+                "watch {} is {}: a target's watches are all passive or all stopping (`unwatch {}` \
+                 first)",
+                other.info.id,
+                if other.info.passive {
+                    "passive"
+                } else {
+                    "not passive"
+                },
+                other.info.id
+            )));
+        }
+        let slots: Vec<(VirtAddr, u8)> = pieces(addr.get(), len)
+            .into_iter()
+            .map(|(a, l)| (VirtAddr(a), l))
+            .collect();
+        let free = SLOTS - self.slots_used();
+        if slots.len() > free {
+            let why = if slots.len() > 1 {
+                format!(
+                    "{len} bytes at {addr} need {} hardware slots (aligned pieces of 1, 2, 4 or 8 \
+                     bytes)",
+                    slots.len()
+                )
+            } else {
+                "this watch needs 1 hardware slot".to_string()
+            };
+            return Err(Error::usage(format!(
+                "{why}, and {free} of the {SLOTS} are free: `unwatch` one, or watch fewer bytes"
+            )));
+        }
+        self.next_id += 1;
+        let info = WatchInfo {
+            id: self.next_id,
+            expression: expression.to_string(),
+            address: addr,
+            len,
+            access,
+            passive,
+            slots,
+            hits: 0,
+        };
+        self.list.push(Watch {
+            info: info.clone(),
+            last: None,
+        });
+        Ok(info)
+    }
+}
+
+/// Which mechanism arms the slots of a stopping watch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    PerfSigtrap,
+    DebugRegisters,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::PerfSigtrap => "perf-sigtrap",
+            Backend::DebugRegisters => "debug-registers",
+        }
+    }
+}
+
+/// Runs the watches of `p` until `max_hits`, `until`, Ctrl-C or the target's exit.
+pub fn wait(
+    p: &mut LinuxProcess,
+    until: Option<Instant>,
+    max_hits: Option<u64>,
+    on_hit: &mut dyn FnMut(&mut dyn Target, WatchEvent<'_>) -> Result<()>,
+) -> Result<WatchRun> {
+    if p.watches.list.is_empty() {
+        return Err(Error::usage(
+            "no watches: set one with `watch EXPR [LEN] [-w|-rw]`",
+        ));
+    }
+    p.ensure_alive()?;
+    for i in 0..p.watches.list.len() {
+        let info = &p.watches.list[i].info;
+        let (addr, len) = (info.address, info.len as usize);
+        let mut buf = vec![0u8; len];
+        let value = match crate::target::Target::read(p, addr, &mut buf) {
+            Ok(n) if n == len => Some(buf),
+            Ok(_) | Err(Error::Unreadable { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        p.watches.list[i].last = value;
+    }
+    if p.watches.list.iter().all(|w| w.info.passive) {
+        passive(p, until, max_hits, on_hit)
+    } else {
+        stopping(p, until, max_hits, on_hit)
+    }
+}
+
+/// Counts hits and hands them on; answers whether `max_hits` is reached.
+struct HitCounter<'a> {
+    total: u64,
+    max: Option<u64>,
+    on_hit: &'a mut dyn FnMut(&mut dyn Target, WatchEvent<'_>) -> Result<()>,
+}
+
+impl HitCounter<'_> {
+    /// Reports a hit of watch number `w` (an index into the watch list).
+    fn report(
+        &mut self,
+        p: &mut LinuxProcess,
+        w: usize,
+        tid: i32,
+        pc: Option<VirtAddr>,
+        new: Option<Vec<u8>>,
+    ) -> Result<()> {
+        let watch = &mut p.watches.list[w];
+        watch.info.hits += 1;
+        self.total += 1;
+        let old = if new.is_some() { watch.last.clone() } else { None };
+        let hit = WatchHit {
+            id: watch.info.id,
+            tid,
+            pc,
+            old,
+            new: new.clone(),
+            hit: watch.info.hits,
+        };
+        if new.is_some() {
+            watch.last = new;
+        }
+        (self.on_hit)(p, WatchEvent::Hit(&hit))
+    }
+
+    fn armed(&mut self, p: &mut LinuxProcess, backend: &str, threads: usize) -> Result<()> {
+        (self.on_hit)(p, WatchEvent::Armed { backend, threads })
+    }
+
+    fn done(&self) -> bool {
+        self.max.is_some_and(|m| self.total >= m)
+    }
+}
+
+/// Why a run stops, checked between events.
+fn should_end(until: Option<Instant>, hits: &HitCounter<'_>) -> Option<&'static str> {
+    if hits.done() {
+        Some("count")
+    } else if crate::interrupt::check().is_err() {
+        Some("interrupted")
+    } else if until.is_some_and(|u| Instant::now() >= u) {
+        Some("time")
+    } else {
+        None
+    }
+}
+
+/// A stopping watch: ptrace holds each hitting thread while its hit is reported.
+fn stopping(
+    p: &mut LinuxProcess,
+    until: Option<Instant>,
+    max_hits: Option<u64>,
+    on_hit: &mut dyn FnMut(&mut dyn Target, WatchEvent<'_>) -> Result<()>,
+) -> Result<WatchRun> {
+    let pid = p.pid();
+    let had_tracer = p.tracer.is_some();
+    let was_stopped = p.tracer.as_ref().is_some_and(|t| t.is_stopped());
+    let mut tracer = match p.tracer.take() {
+        Some(mut t) => {
+            if !t.is_stopped() {
+                t.stop_again()?;
+            }
+            t
+        }
+        None => Tracer::stop_all(pid)?,
+    };
+    let result = (|| {
+        tracer.set_options(ptrace::Options::PTRACE_O_TRACECLONE)?;
+        let slots = p.watches.slots();
+        let mut armed = Armed::arm(&mut tracer, pid, &slots)?;
+        tracer.resume_all()?;
+        let mut hits = HitCounter {
+            total: 0,
+            max: max_hits,
+            on_hit,
+        };
+        let threads = tracer.tids().len();
+        let ended = hits
+            .armed(p, armed.backend.name(), threads)
+            .and_then(|()| run_stopping(p, &mut tracer, &mut armed, &slots, until, &mut hits));
+        let backend = armed.backend;
+        armed.disarm(&mut tracer);
+        let ended = ended?;
+        Ok(WatchRun {
+            backend: backend.name().into(),
+            hits: hits.total,
+            lost: 0,
+            ended: ended.into(),
+        })
+    })();
+    // Give ptrace back as it was: detached, or stopped by an earlier `stop`.
+    if tracer.tids().is_empty() {
+        drop(tracer);
+    } else {
+        let _ = tracer.set_options(ptrace::Options::empty());
+        if had_tracer && was_stopped {
+            p.tracer = Some(tracer);
+        } else if had_tracer {
+            let _ = tracer.resume_all();
+            p.tracer = Some(tracer);
+        } else {
+            let _ = tracer.detach_all();
+        }
+    }
+    match result {
+        Ok(run) if run.ended == "exited" => Err(p.exited()),
+        other => other,
+    }
+}
+
+/// Slots armed on the target; disarmed (and forgotten by the signal handler) on drop.
+struct Armed {
+    backend: Backend,
+    /// perf-sigtrap: the breakpoint events, one per thread and slot.
+    events: Option<perf::Breakpoints>,
+    pid: i32,
+    /// Threads whose slots are set (debug registers), or whose events exist (perf).
+    tids: HashSet<i32>,
+    slots: Vec<Slot>,
+}
+
+impl Armed {
+    fn arm(tracer: &mut Tracer, pid: i32, slots: &[(usize, Slot)]) -> Result<Armed> {
+        let plain: Vec<Slot> = slots.iter().map(|&(_, s)| s).collect();
+        let tids = tracer.tids();
+        let forced = std::env::var("VMSCOPE_WATCH_BACKEND").ok();
+        let mut armed = Armed {
+            backend: Backend::PerfSigtrap,
+            pid,
+            events: None,
+            tids: HashSet::new(),
+            slots: plain.clone(),
+        };
+        if forced.as_deref() != Some("debug-registers") {
+            let data: Vec<u64> = (0..plain.len() as u64).map(|i| SIG_DATA_TAG | i).collect();
+            match perf::Breakpoints::open(&tids, &plain, Some(&data)) {
+                Ok(events) => {
+                    armed.tids = tids.iter().copied().collect();
+                    armed.events = Some(events);
+                    return Ok(armed);
+                }
+                // Kernels before 5.13 have no `sigtrap` (EINVAL, or E2BIG for the attr size):
+                // fall back to the debug registers. Anything else is an answer to give.
+                Err(e)
+                    if forced.is_none()
+                        && matches!(
+                            e.raw_os_error(),
+                            Some(libc::EINVAL) | Some(libc::E2BIG) | Some(libc::EOPNOTSUPP)
+                        ) => {}
+                Err(e) => return Err(perf::breakpoint_error(pid, e)),
+            }
+        }
+        armed.backend = Backend::DebugRegisters;
+        for tid in tids {
+            armed.arm_thread(tid)?;
+        }
+        Ok(armed)
+    }
+
+    /// Sets the debug registers of one stopped thread.
+    fn arm_thread(&mut self, tid: i32) -> Result<()> {
+        if self.backend != Backend::DebugRegisters || !self.tids.insert(tid) {
+            return Ok(());
+        }
+        emergency::set_armed(tid, true);
+        match arch::arm(tid, &self.slots) {
+            Ok(()) | Err(Errno::ESRCH) => Ok(()),
+            Err(errno) => Err(Error::Sys {
+                context: format!("setting the debug registers of thread {tid}"),
+                errno,
+            }),
+        }
+    }
+
+    /// The slots a SIGTRAP of `tid` reports, or none when it is not ours.
+    fn triggered(&self, tid: i32, info: &libc::siginfo_t) -> Vec<usize> {
+        let words = siginfo_words(info);
+        match (self.backend, info.si_code) {
+            (Backend::PerfSigtrap, TRAP_PERF) => {
+                let data = words[3];
+                let slot = (data & 0xff) as usize;
+                if data & !0xff == SIG_DATA_TAG && slot < self.slots.len() {
+                    vec![slot]
+                } else {
+                    Vec::new()
+                }
+            }
+            (Backend::DebugRegisters, TRAP_HWBKPT) => {
+                arch::triggered(tid, &self.slots, words[2]).unwrap_or_default()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Disarms every slot; the target must not trap on them once this returns.
+    fn disarm(&mut self, tracer: &mut Tracer) {
+        // Closing the events removes them from every thread, inherited ones included.
+        self.events = None;
+        let _ = tracer.stop_again();
+        if self.backend == Backend::DebugRegisters {
+            for tid in tracer.tids() {
+                if clear_raw(tid) {
+                    emergency::set_armed(tid, false);
+                }
+            }
+        }
+        self.tids.clear();
+        // A hit raised just before disarming may still be queued: collect it, so the thread is
+        // not left to die of a SIGTRAP once ptrace lets go.
+        for tid in tracer.tids() {
+            for _ in 0..4 {
+                if !sigtrap_pending(self.pid, tid) {
+                    break;
+                }
+                if tracer.step_to_next_stop(tid).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Armed {
+    fn drop(&mut self) {
+        self.events = None;
+        if self.backend == Backend::DebugRegisters {
+            for &tid in &self.tids {
+                // A running thread cannot be written: it stays marked, and the tracer clears it
+                // when it stops it to detach.
+                if clear_raw(tid) {
+                    emergency::set_armed(tid, false);
+                }
+            }
+        }
+    }
+}
+
+/// Whether a SIGTRAP waits in `tid`'s private pending set (/proc's SigPnd).
+fn sigtrap_pending(pid: i32, tid: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigPnd:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (libc::SIGTRAP - 1)) != 0)
+}
+
+/// The first four words of a siginfo: signo/errno, code, then (for SIGTRAP) `si_addr` and
+/// `si_perf_data`, which libc's `siginfo_t` does not name.
+fn siginfo_words(info: &libc::siginfo_t) -> [u64; 4] {
+    const _: () = assert!(std::mem::size_of::<libc::siginfo_t>() >= 32);
+    // SAFETY: siginfo_t is a plain 128-byte C struct; its first 32 bytes are initialized by the
+    // kernel (PTRACE_GETSIGINFO fills the whole struct) and read unaligned as integers.
+    unsafe { std::ptr::read_unaligned(info as *const libc::siginfo_t as *const [u64; 4]) }
+}
+
+/// The event loop of a stopping watch. Returns why it ended.
+fn run_stopping(
+    p: &mut LinuxProcess,
+    tracer: &mut Tracer,
+    armed: &mut Armed,
+    slots: &[(usize, Slot)],
+    until: Option<Instant>,
+    hits: &mut HitCounter<'_>,
+) -> Result<&'static str> {
+    let _sigchld = SigchldWait::block();
+    loop {
+        if let Some(why) = should_end(until, hits) {
+            return Ok(why);
+        }
+        let Some(status) = tracer.poll_event()? else {
+            if tracer.tids().is_empty() {
+                return Ok("exited");
+            }
+            let wait = until
+                .map(|u| u.saturating_duration_since(Instant::now()))
+                .unwrap_or(Duration::MAX)
+                .min(Duration::from_millis(50));
+            SigchldWait::wait(wait);
+            continue;
+        };
+        match status {
+            WaitStatus::Stopped(pid, Signal::SIGTRAP) => {
+                let tid = pid.as_raw();
+                let info = ptrace::getsiginfo(pid).ok();
+                let fired = info.map(|i| armed.triggered(tid, &i)).unwrap_or_default();
+                if fired.is_empty() {
+                    // The program's own SIGTRAP: deliver it.
+                    tracer.resume_one(tid, Some(Signal::SIGTRAP))?;
+                    continue;
+                }
+                let pc = tracer
+                    .registers(tid)
+                    .ok()
+                    .and_then(|r| r.get("pc"))
+                    .map(VirtAddr);
+                let mut seen = Vec::new();
+                for slot in fired {
+                    let w = slots[slot].0;
+                    if seen.contains(&w) {
+                        continue;
+                    }
+                    seen.push(w);
+                    let (addr, len) = {
+                        let info = &p.watches.list[w].info;
+                        (info.address, info.len as usize)
+                    };
+                    let mut buf = vec![0u8; len];
+                    let new = match crate::target::Target::read(p, addr, &mut buf) {
+                        Ok(n) if n == len => Some(buf),
+                        _ => None,
+                    };
+                    let result = hits.report(p, w, tid, pc, new);
+                    if let Err(e) = result {
+                        let _ = tracer.resume_one(tid, None);
+                        return Err(e);
+                    }
+                }
+                tracer.resume_one(tid, None)?;
+            }
+            WaitStatus::Stopped(pid, sig) => tracer.resume_one(pid.as_raw(), Some(sig))?,
+            WaitStatus::PtraceEvent(pid, sig, event) => {
+                let tid = pid.as_raw();
+                if event == libc::PTRACE_EVENT_STOP && !armed.tids.contains(&tid) {
+                    // A thread born while watching, at its first stop: arm it (perf events
+                    // were inherited at clone already).
+                    if armed.backend == Backend::DebugRegisters {
+                        armed.arm_thread(tid)?;
+                    } else {
+                        armed.tids.insert(tid);
+                    }
+                    tracer.resume_one(tid, None)?;
+                } else if event == libc::PTRACE_EVENT_STOP
+                    && matches!(
+                        sig,
+                        Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU
+                    )
+                {
+                    // A group stop (job control): keep it stopped, but listening for SIGCONT.
+                    tracer.listen_one(tid)?;
+                } else {
+                    tracer.resume_one(tid, None)?;
+                }
+            }
+            WaitStatus::Exited(..) | WaitStatus::Signaled(..) => {
+                if tracer.tids().is_empty() {
+                    return Ok("exited");
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// SIGCHLD blocked in this thread while a watch runs, so the wait for the next ptrace stop can
+/// sleep in `sigtimedwait` (a Ctrl-C handler interrupts it) instead of polling.
+struct SigchldWait {
+    was_blocked: bool,
+}
+
+impl SigchldWait {
+    fn block() -> SigchldWait {
+        use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGCHLD);
+        let mut old = SigSet::empty();
+        let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old));
+        SigchldWait {
+            was_blocked: old.contains(Signal::SIGCHLD),
+        }
+    }
+
+    /// Sleeps until a SIGCHLD (a child stopped or exited), a handled signal, or `timeout`.
+    fn wait(timeout: Duration) {
+        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: sigemptyset/sigaddset initialize a sigset_t we own; sigtimedwait only reads
+        // it and the timespec, and writes no siginfo (null).
+        unsafe {
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGCHLD);
+            libc::sigtimedwait(&set, std::ptr::null_mut(), &ts);
+        }
+    }
+}
+
+impl Drop for SigchldWait {
+    fn drop(&mut self) {
+        use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
+        if !self.was_blocked {
+            // A SIGCHLD left pending is discarded on unblocking (its default is to ignore).
+            let mut set = SigSet::empty();
+            set.add(Signal::SIGCHLD);
+            let _ = pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
+        }
+    }
+}
+
+/// A passive watch: perf breakpoint events sample pc and tid; nothing is stopped.
+fn passive(
+    p: &mut LinuxProcess,
+    until: Option<Instant>,
+    max_hits: Option<u64>,
+    on_hit: &mut dyn FnMut(&mut dyn Target, WatchEvent<'_>) -> Result<()>,
+) -> Result<WatchRun> {
+    let pid = p.pid();
+    let slots = p.watches.slots();
+    let plain: Vec<Slot> = slots.iter().map(|&(_, s)| s).collect();
+    let mut events = perf::PassiveBreakpoints::open(pid, &plain)
+        .map_err(|e| perf::breakpoint_error(pid, e))?;
+    let mut hits = HitCounter {
+        total: 0,
+        max: max_hits,
+        on_hit,
+    };
+    let threads = events.threads();
+    if let Err(e) = hits.armed(p, "perf-sampling", threads) {
+        events.close();
+        return Err(e);
+    }
+    let ended = loop {
+        if let Some(why) = should_end(until, &hits) {
+            break why;
+        }
+        let mut batch = Vec::new();
+        let alive = events.drain(&mut batch);
+        for (slot, tid, pc) in batch {
+            let w = slots[slot].0;
+            hits.report(p, w, tid, Some(VirtAddr(pc)), None)?;
+            if hits.done() {
+                break;
+            }
+        }
+        if !alive {
+            break "exited";
+        }
+        let wait = until
+            .map(|u| u.saturating_duration_since(Instant::now()))
+            .unwrap_or(Duration::MAX)
+            .min(Duration::from_millis(50));
+        events.poll(wait);
+    };
+    let lost = events.close();
+    if ended == "exited" {
+        return Err(p.exited());
+    }
+    Ok(WatchRun {
+        backend: "perf-sampling".into(),
+        hits: hits.total,
+        lost,
+        ended: ended.into(),
+    })
+}
+
+/// Clears every watch slot of `tid`. Raw syscalls only: the fatal-signal handler calls it.
+/// Returns whether the registers could be written (the thread must be ptrace-stopped).
+pub fn clear_raw(tid: i32) -> bool {
+    arch::clear_raw(tid)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod arch {
+    //! x86_64: DR0–DR3 hold the addresses, DR7 enables each (L0–L3) with its condition
+    //! (01 write, 11 read or write) and length (00 1, 01 2, 11 4, 10 8 bytes), DR6 says which
+    //! fired. ptrace reaches them at `offsetof(struct user, u_debugreg)`.
+    use super::Slot;
+    use crate::target::WatchAccess;
+    use nix::errno::Errno;
+    use nix::sys::ptrace;
+    use nix::unistd::Pid;
+
+    /// x86 watches writes, or reads and writes, never reads alone.
+    pub const READ_ONLY: bool = false;
+    /// The end of the user half of the address space.
+    pub const USER_END: u64 = 0x0000_8000_0000_0000;
+
+    fn offset(reg: usize) -> u64 {
+        (std::mem::offset_of!(libc::user, u_debugreg) + reg * 8) as u64
+    }
+
+    fn poke(tid: i32, reg: usize, value: u64) -> Result<(), Errno> {
+        ptrace::write_user(
+            Pid::from_raw(tid),
+            offset(reg) as ptrace::AddressType,
+            value as libc::c_long,
+        )
+    }
+
+    /// DR7 for `slots` (in DR0.. order).
+    pub fn dr7(slots: &[Slot]) -> u64 {
+        let mut dr7 = 0u64;
+        for (i, s) in slots.iter().enumerate() {
+            let rw: u64 = match s.access {
+                WatchAccess::Write => 0b01,
+                WatchAccess::Read | WatchAccess::ReadWrite => 0b11,
+            };
+            let len: u64 = match s.len {
+                1 => 0b00,
+                2 => 0b01,
+                8 => 0b10,
+                _ => 0b11,
+            };
+            dr7 |= 1 << (2 * i);
+            dr7 |= (rw | (len << 2)) << (16 + 4 * i);
+        }
+        dr7
+    }
+
+    /// Programs a stopped thread. DR7 is zeroed first: a new thread's DR7 can read back as
+    /// enabled (copied from its parent) while none of its breakpoints exist.
+    pub fn arm(tid: i32, slots: &[Slot]) -> Result<(), Errno> {
+        poke(tid, 7, 0)?;
+        for (i, s) in slots.iter().enumerate() {
+            poke(tid, i, s.addr)?;
+        }
+        poke(tid, 6, 0)?;
+        poke(tid, 7, dr7(slots))
+    }
+
+    /// The slots DR6 says fired; DR6 is cleared for the next hit.
+    pub fn triggered(tid: i32, slots: &[Slot], _addr: u64) -> Result<Vec<usize>, Errno> {
+        let pid = Pid::from_raw(tid);
+        let dr6 = ptrace::read_user(pid, offset(6) as ptrace::AddressType)? as u64;
+        poke(tid, 6, 0)?;
+        Ok((0..slots.len()).filter(|&i| dr6 & (1 << i) != 0).collect())
+    }
+
+    /// Disables every slot (DR7 = 0). The address registers are left alone: writing one the
+    /// thread never used would make the kernel reserve a breakpoint slot for it.
+    pub fn clear_raw(tid: i32) -> bool {
+        // SAFETY: PTRACE_POKEUSER with integer arguments is a plain, async-signal-safe syscall;
+        // it fails harmlessly when the thread is gone or not stopped.
+        unsafe {
+            let ok = libc::ptrace(libc::PTRACE_POKEUSER, tid, offset(7), 0) == 0;
+            libc::ptrace(libc::PTRACE_POKEUSER, tid, offset(6), 0);
+            ok
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn dr7_encoding() {
+            let s = |addr, len, access| Slot { addr, len, access };
+            // One 8-byte write watch in DR0: L0, RW0 = 01, LEN0 = 10.
+            assert_eq!(dr7(&[s(0x1000, 8, WatchAccess::Write)]), 0x9_0001);
+            // A 4-byte read/write watch in DR1: L1, RW1 = 11, LEN1 = 11.
+            let two = [
+                s(0x1000, 1, WatchAccess::Write),
+                s(0x1004, 4, WatchAccess::ReadWrite),
+            ];
+            assert_eq!(dr7(&two), 0x1 | 0x4 | (0b01 << 16) | (0b1111 << 20));
+        }
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod arch {
+    //! aarch64: the watchpoint registers (DBGWVR address, DBGWCR control) through
+    //! PTRACE_SETREGSET with NT_ARM_HW_WATCH. A control word holds enable (bit 0), privilege
+    //! (EL0 = 0b10 at bits 1–2), load/store (bits 3–4) and the byte-address-select mask of the
+    //! bytes watched within the 8-byte-aligned doubleword (bits 5–12). The hit's data address
+    //! comes in `si_addr`.
+    use super::Slot;
+    use crate::target::WatchAccess;
+    use nix::errno::Errno;
+
+    pub const READ_ONLY: bool = true;
+    /// The end of the user half of the address space (52-bit VA at most).
+    pub const USER_END: u64 = 0x0010_0000_0000_0000;
+    const NT_ARM_HW_WATCH: libc::c_int = 0x403;
+
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct DebugReg {
+        addr: u64,
+        ctrl: u32,
+        pad: u32,
+    }
+
+    /// `struct user_hwdebug_state`.
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct HwDebugState {
+        dbg_info: u32,
+        pad: u32,
+        regs: [DebugReg; 16],
+    }
+
+    fn reg(s: &Slot) -> DebugReg {
+        let lsc: u32 = match s.access {
+            WatchAccess::Read => 0b01,
+            WatchAccess::Write => 0b10,
+            WatchAccess::ReadWrite => 0b11,
+        };
+        let base = s.addr & !7;
+        let bas = ((1u32 << s.len) - 1) << (s.addr - base);
+        DebugReg {
+            addr: base,
+            ctrl: (bas << 5) | (lsc << 3) | (0b10 << 1) | 1,
+            pad: 0,
+        }
+    }
+
+    fn set(tid: i32, state: &HwDebugState) -> libc::c_long {
+        let mut iov = libc::iovec {
+            iov_base: state as *const HwDebugState as *mut libc::c_void,
+            iov_len: std::mem::size_of::<HwDebugState>() - 8 * std::mem::size_of::<DebugReg>(),
+        };
+        // SAFETY: PTRACE_SETREGSET reads iov_len bytes of `state` (a live repr(C) struct); the
+        // kernel copies them and keeps no pointer. It is a plain async-signal-safe syscall.
+        unsafe {
+            libc::ptrace(
+                libc::PTRACE_SETREGSET,
+                tid,
+                NT_ARM_HW_WATCH as libc::c_long,
+                &mut iov as *mut libc::iovec,
+            )
+        }
+    }
+
+    pub fn arm(tid: i32, slots: &[Slot]) -> Result<(), Errno> {
+        let mut state = HwDebugState::default();
+        for (i, s) in slots.iter().enumerate().take(8) {
+            state.regs[i] = reg(s);
+        }
+        if set(tid, &state) == 0 {
+            Ok(())
+        } else {
+            Err(Errno::last())
+        }
+    }
+
+    /// The slot whose doubleword holds the reported data address.
+    pub fn triggered(_tid: i32, slots: &[Slot], addr: u64) -> Result<Vec<usize>, Errno> {
+        Ok((0..slots.len())
+            .filter(|&i| {
+                let base = slots[i].addr & !7;
+                (base..base + 8).contains(&addr)
+            })
+            .take(1)
+            .collect())
+    }
+
+    pub fn clear_raw(tid: i32) -> bool {
+        set(tid, &HwDebugState::default()) == 0
+    }
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+mod arch {
+    use super::Slot;
+    use nix::errno::Errno;
+
+    pub const READ_ONLY: bool = false;
+    pub const USER_END: u64 = u64::MAX;
+
+    pub fn arm(_tid: i32, _slots: &[Slot]) -> Result<(), Errno> {
+        Err(Errno::ENOSYS)
+    }
+
+    pub fn triggered(_tid: i32, _slots: &[Slot], _addr: u64) -> Result<Vec<usize>, Errno> {
+        Ok(Vec::new())
+    }
+
+    pub fn clear_raw(_tid: i32) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_are_aligned_and_cover_the_range() {
+        let cases: &[(u64, u64, &[(u64, u8)])] = &[
+            (0x1000, 8, &[(0x1000, 8)]),
+            (0x1000, 4, &[(0x1000, 4)]),
+            (0x1004, 8, &[(0x1004, 4), (0x1008, 4)]),
+            (0x1001, 3, &[(0x1001, 1), (0x1002, 2)]),
+            (0x1000, 32, &[(0x1000, 8), (0x1008, 8), (0x1010, 8), (0x1018, 8)]),
+            (0x1003, 6, &[(0x1003, 1), (0x1004, 4), (0x1008, 1)]),
+        ];
+        for &(addr, len, want) in cases {
+            assert_eq!(pieces(addr, len), want, "{addr:#x}+{len}");
+        }
+    }
+
+    #[test]
+    fn slot_accounting_names_the_free_slots() {
+        let mut w = Watches::default();
+        w.add("a", VirtAddr(0x1000), 16, WatchAccess::Write, false)
+            .unwrap();
+        let e = w
+            .add("b", VirtAddr(0x2001), 8, WatchAccess::Write, false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("need 4 hardware slots") && e.contains("2 of the 4"), "{e}");
+        w.add("c", VirtAddr(0x3000), 16, WatchAccess::ReadWrite, false)
+            .unwrap();
+        let e = w
+            .add("d", VirtAddr(0x4000), 1, WatchAccess::Write, false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("0 of the 4 are free"), "{e}");
+        assert!(
+            w.add("p", VirtAddr(0x5000), 8, WatchAccess::Write, true)
+                .is_err()
+        );
+        assert_eq!(w.clear(Some(1)).unwrap(), vec![1]);
+        assert!(w.clear(Some(9)).unwrap_err().to_string().contains("no watch 9"));
+        assert!(w.add("z", VirtAddr(0x1000), 0, WatchAccess::Write, false).is_err());
+        assert!(w.add("z", VirtAddr(0x1000), 33, WatchAccess::Write, false).is_err());
+    }
+}
