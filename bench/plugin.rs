@@ -252,7 +252,7 @@ fn whole_commands(vmscope: &Path, pid: i32, rounds: usize, gdb: bool) {
         "whole command (spawn to exit)",
         "median",
         "min – max",
-        "÷ gdb info proc mappings",
+        "gdb info proc mappings ÷ this",
     ]);
     for (case, s) in cases.iter().zip(&stats) {
         table.row(vec![
@@ -260,7 +260,7 @@ fn whole_commands(vmscope: &Path, pid: i32, rounds: usize, gdb: bool) {
             common::fmt_duration(s.median),
             s.spread(),
             if gdb {
-                common::ratio(s.median, peer)
+                common::ratio(peer, s.median)
             } else {
                 "—".into()
             },

@@ -11,6 +11,7 @@ pub mod error;
 pub mod interrupt;
 pub mod pages;
 pub mod regions;
+pub mod symbols;
 pub mod render;
 pub mod repl;
 pub mod script;

@@ -136,11 +136,12 @@ pub fn run(session: &mut Session, inv: &Invocation<'_>) -> Result<Output> {
     };
     let target = session.target()?;
     let regions = target.regions()?;
-    let out = if fmt.format == 's' {
+    let mut out = if fmt.format == 's' {
         examine_strings(target, address, fmt)?
     } else {
         examine_units(target, &regions, address, fmt)?
     };
+    super::whatis::annotate(session, &regions, &mut out.items);
     let consumed: u64 = match out.items.last() {
         Some(last) if fmt.format == 's' => {
             last.address.get() - address.get() + last.value.unwrap_or(0) + 1

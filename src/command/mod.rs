@@ -19,6 +19,7 @@ pub mod settings;
 pub mod snapshot;
 pub mod shared;
 pub mod threads;
+pub mod whatis;
 pub mod translate;
 pub mod watch;
 
@@ -43,6 +44,7 @@ pub enum Output {
     Value(misc::Value),
     Settings(settings::SettingsOut),
     Regions(regions::RegionsOut),
+    Whatis(whatis::WhatisOut),
     Layout(layout::LayoutOut),
     Snapshot(snapshot::SnapshotOut),
     Diff(Box<diff::DiffOut>),
@@ -65,9 +67,29 @@ pub struct Settings {
     pub color: bool,
 }
 
-/// Symbol lookup for expressions: the whatis issue provides it; until then names are errors.
+/// Symbol lookup: names in expressions, and what the symbols say about an address (whatis, the
+/// annotations of `x`). [`crate::symbols::Symbols`] is the implementation a target gets.
 pub trait SymbolResolver {
     fn resolve(&mut self, target: &mut dyn Target, name: &str) -> Result<u64>;
+
+    /// Module, section and symbol at `addr` (with [`crate::symbols::Detail::Source`], source
+    /// line and inlined frames too), given the target's current `regions`.
+    fn lookup(
+        &mut self,
+        target: &mut dyn Target,
+        regions: &[crate::regions::Region],
+        addr: VirtAddr,
+        detail: crate::symbols::Detail,
+    ) -> Option<crate::symbols::AddrInfo> {
+        let _ = (target, regions, addr, detail);
+        None
+    }
+
+    /// Symbol names starting with `prefix` (`mal`, `libc!mal`), for completion.
+    fn complete(&mut self, target: &mut dyn Target, prefix: &str) -> Vec<String> {
+        let _ = (target, prefix);
+        Vec::new()
+    }
 }
 
 /// Remembered between `x` commands, as gdb does: the format, the size and the next address.
@@ -118,6 +140,8 @@ impl Session {
 
     pub fn set_target(&mut self, target: Box<dyn Target>) {
         self.target = Some(target);
+        // Symbols are per target, found lazily: setting one costs nothing.
+        self.symbols = Some(Box::new(crate::symbols::Symbols::new()));
         self.examine.next = None;
     }
 

@@ -221,6 +221,27 @@ pub static COMMANDS: &[CommandSpec] = &[
         run: super::diff::run,
     },
     CommandSpec {
+        name: "whatis",
+        aliases: &["xinfo"],
+        summary: "what is at an address: region, section, symbol, source line, thread, pointers",
+        usage: "whatis EXPR... [--depth N] | whatis -f FILE [--depth N]",
+        help: "Explains an address: the region holding it (range, permissions, kind, offset into \
+               it), the file and file offset for file mappings; for executables and libraries \
+               the ELF section, the symbol with offset and size (`main+17 (size 96)`), the \
+               source file:line and the chain of inlined frames (from DWARF, in the file or its \
+               separate debug file, found by build-id or .gnu_debuglink); for a stack, the thread \
+               and the distance from its stack pointer; for free space, the gap and its \
+               neighbours. Then the value stored there and what it points to, followed pointer \
+               by pointer up to --depth (default 3): 0x7ffd... [stack of 4242] -> main+17.\n\
+               Several addresses, or -f FILE with one address (or expression) per line, give \
+               one line each.\n\
+               Symbols work in every expression: main, global_counter, libc.so.6!malloc, \
+               libc!malloc, 'mangled_or::demangled::name', main+0x10.",
+        words: &["--depth", "-f"],
+        completion: Completion::Words,
+        run: super::whatis::run,
+    },
+    CommandSpec {
         name: "x",
         aliases: &["examine"],
         summary: "examine memory (gdb's x/FMT)",

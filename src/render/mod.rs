@@ -12,6 +12,7 @@ mod pages;
 mod regions;
 pub mod style;
 pub mod units;
+mod whatis;
 mod watch;
 
 use crate::command::{Output, Settings};
@@ -37,6 +38,7 @@ pub fn text(out: &Output, style: Style, w: &mut dyn Write) -> io::Result<()> {
         Output::Examine(x) => process::examine(x, style, w),
         Output::Settings(s) => process::settings(s, w),
         Output::Regions(r) => regions::regions(r, style, w),
+        Output::Whatis(x) => whatis::whatis(x, style, w),
         Output::Layout(l) => layout::layout(l, style, w),
         Output::Snapshot(s) => diff::snapshot(s, style, w),
         Output::Diff(d) => diff::diff(d, style, w),

@@ -22,20 +22,21 @@ pub fn demangle(name: &str) -> Option<String> {
     None
 }
 
-/// A Rust legacy name: `_ZN` path `17h<16 hex digits>E`, possibly with a `.llvm.N` suffix. A C++
-/// name such as `_ZN3foo3barEv` has a parameter list after the `E`, and is not one.
+/// A Rust legacy name: `_ZN` path `17h<16 hex digits>E`, possibly followed by a `.llvm.N`
+/// suffix (the path itself holds dots: `_$LT$core..any..TypeId$GT$`). A C++ name such as
+/// `_ZN3foo3barEv` has no such hash.
 fn is_rust_legacy(name: &str) -> bool {
     let Some(body) = name.strip_prefix("_ZN") else {
         return false;
     };
-    let body = body.split_once('.').map_or(body, |(head, _)| head);
-    let Some(path) = body.strip_suffix('E') else {
-        return false;
-    };
-    path.len() > 20 && {
-        let hash = &path[path.len() - 17..];
-        hash.starts_with('h') && hash[1..].bytes().all(|b| b.is_ascii_hexdigit())
-    }
+    let b = body.as_bytes();
+    body.match_indices("17h").any(|(i, _)| {
+        let hash = i + 3..i + 19;
+        b.get(hash.clone())
+            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+            && b.get(i + 19) == Some(&b'E')
+            && (i + 20 == b.len() || b[i + 20] == b'.')
+    })
 }
 
 /// The demangled name without its parameter list and qualifiers (`shapes::Circle::area() const`
@@ -66,6 +67,35 @@ pub fn without_parameters(demangled: &str) -> &str {
     demangled
 }
 
+/// `without_parameters` and, for template functions whose demangled name starts with the return
+/// type (`int shapes::biggest<int>(...)`), also without that: the names a user may type for a
+/// demangled name, besides the name itself.
+pub fn short_forms(demangled: &str) -> Vec<&str> {
+    let bare = without_parameters(demangled);
+    let mut out = Vec::new();
+    if bare != demangled {
+        out.push(bare);
+    }
+    // The last space outside <...> and (...) separates a return type from the name.
+    let mut depth = 0i32;
+    let mut split = None;
+    for (i, c) in bare.char_indices() {
+        match c {
+            '<' | '(' => depth += 1,
+            '>' | ')' => depth -= 1,
+            ' ' if depth == 0 => split = Some(i),
+            _ => {}
+        }
+    }
+    if let Some(i) = split {
+        let (head, name) = (&bare[..i], &bare[i + 1..]);
+        if !head.ends_with("operator") && !name.is_empty() && !name.starts_with("operator") {
+            out.push(name);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,6 +109,11 @@ mod tests {
         assert_eq!(
             demangle("_ZN7vmscope4demo4bump17h0123456789abcdefE.llvm.1234").as_deref(),
             Some("vmscope::demo::bump")
+        );
+        assert_eq!(
+            demangle("_ZN58_$LT$core..any..TypeId$u20$as$u20$core..cmp..PartialEq$GT$2eq17h9709ea49d29831eeE")
+                .as_deref(),
+            Some("<core::any::TypeId as core::cmp::PartialEq>::eq")
         );
         assert_eq!(
             demangle("_RNvCs1234_7vmscope4main").as_deref(),
@@ -128,5 +163,16 @@ mod tests {
             "std::vector<int>::push_back"
         );
         assert_eq!(without_parameters("vmscope::main"), "vmscope::main");
+    }
+
+    #[test]
+    fn short_forms_drop_return_types() {
+        assert_eq!(
+            short_forms("int shapes::biggest<int>(std::vector<int, std::allocator<int> > const&)"),
+            ["int shapes::biggest<int>", "shapes::biggest<int>"]
+        );
+        assert_eq!(short_forms("add(int, int)"), ["add"]);
+        assert_eq!(short_forms("operator new(unsigned long)"), ["operator new"]);
+        assert!(short_forms("vmscope::main").is_empty());
     }
 }

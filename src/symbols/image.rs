@@ -71,6 +71,8 @@ struct Sym {
     name_len: u32,
     /// Higher is better when several symbols share an address: typed, sized, global.
     score: u8,
+    /// Leading underscores: of aliases (`malloc`, `__libc_malloc`), the plain name is shown.
+    underscores: u8,
     global: bool,
 }
 
@@ -315,8 +317,9 @@ impl Image {
         self.refs(index.get(name))
     }
 
-    /// The symbols whose demangled name is `name`, with or without the parameter list
-    /// (`shapes::Circle::area`, `shapes::Circle::area() const`, `vmscope::demo::bump`).
+    /// The symbols whose demangled name is `name`, with or without the parameter list and a
+    /// template's return type (`shapes::Circle::area`, `shapes::Circle::area() const`,
+    /// `shapes::biggest<int>`, `vmscope::demo::bump`).
     pub fn symbols_demangled(&self, name: &str) -> Vec<SymbolRef> {
         let index = self.by_demangled.get_or_init(|| {
             let mut map: HashMap<String, Vec<u32>> = HashMap::new();
@@ -327,9 +330,8 @@ impl Image {
                 let Some(d) = demangle::demangle(raw) else {
                     continue;
                 };
-                let bare = demangle::without_parameters(&d);
-                if bare != d {
-                    map.entry(bare.to_string()).or_default().push(i as u32);
+                for short in demangle::short_forms(&d) {
+                    map.entry(short.to_string()).or_default().push(i as u32);
                 }
                 map.entry(d).or_default().push(i as u32);
             }
@@ -407,7 +409,7 @@ fn read_sections(file: &object::File<'_>) -> Vec<Section> {
 }
 
 /// The defined code and data symbols of the .symtab (or .dynsym), sorted by address with the
-/// best of equals first.
+/// best of equals first (typed, sized, global; then the plainest name of aliases).
 fn read_symbols(file: &object::File<'_>, data: &[u8], dynamic: bool) -> Vec<Sym> {
     let base = data.as_ptr() as usize;
     let iter = if dynamic {
@@ -439,7 +441,9 @@ fn read_symbols(file: &object::File<'_>, data: &[u8], dynamic: bool) -> Vec<Sym>
             }
             let global = s.is_global() || s.is_weak();
             let score = u8::from(typed) * 4 + u8::from(s.size() > 0) * 2 + u8::from(global);
+            let underscores = name.iter().take_while(|&&b| b == b'_').count().min(255) as u8;
             Some(Sym {
+                underscores,
                 addr: s.address(),
                 size: s.size(),
                 name_at: at,
@@ -449,7 +453,9 @@ fn read_symbols(file: &object::File<'_>, data: &[u8], dynamic: bool) -> Vec<Sym>
             })
         })
         .collect();
-    syms.sort_by(|a, b| a.addr.cmp(&b.addr).then(b.score.cmp(&a.score)));
+    syms.sort_by(|a, b| {
+        (a.addr, b.score, a.underscores, a.name_len).cmp(&(b.addr, a.score, b.underscores, b.name_len))
+    });
     syms
 }
 

@@ -21,7 +21,14 @@ pub fn fixture_bin(name: &str) -> PathBuf {
     }
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("fixtures/{name}.c"));
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fixture-{name}"));
-    let status = Command::new("cc")
+    // fixtures/NAME.cpp is C++, built the same way with `c++`.
+    let cpp = src.with_extension("cpp");
+    let (compiler, src) = if cpp.exists() {
+        ("c++", cpp)
+    } else {
+        ("cc", src)
+    };
+    let status = Command::new(compiler)
         .args(["-g", "-O0", "-pthread", "-o"])
         .arg(&out)
         .arg(&src)

@@ -157,17 +157,21 @@ fn categories_to_state(c: u64) -> PageState {
 
 /// Runs of present, swapped and guard pages in `range` with PAGEMAP_SCAN. Fails with ENOTTY on
 /// kernels without the ioctl, and EINVAL on kernels that do not know guard regions when
-/// `with_guard` is set.
+/// `with_guard` is set. `with_file` asks which pages are file pages: the kernel then looks up
+/// every present page's struct page, which costs ten times the walk itself, so it is asked
+/// only for mappings that can hold file pages.
 pub fn scan_ioctl(
     file: &File,
     range: Range<VirtAddr>,
     with_guard: bool,
+    with_file: bool,
 ) -> io::Result<Vec<StateRun>> {
     let guard = if with_guard { PAGE_IS_GUARD as u64 } else { 0 };
+    let file_bit = if with_file { PAGE_IS_FILE as u64 } else { 0 };
     let wanted = (PAGE_IS_PRESENT | PAGE_IS_SWAPPED) as u64 | guard;
-    let returned =
-        (PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_FILE | PAGE_IS_PFNZERO | PAGE_IS_HUGE) as u64
-            | guard;
+    let returned = (PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_PFNZERO | PAGE_IS_HUGE) as u64
+        | guard
+        | file_bit;
     let mut vec = vec![
         page_region {
             start: 0,
@@ -302,33 +306,48 @@ pub fn scan_read(
     Ok(runs)
 }
 
-/// [`scan_ioctl`] over `range`; when the kernel refuses the range as a whole (EFAULT: it reaches
-/// past the user address space, as `[vsyscall]` does), over each mapped part, skipping the parts
-/// it refuses.
-fn scan_ioctl_mapped(
+/// A mapped part of the address space, and whether it can hold file pages (a file mapping or
+/// shared memory; private anonymous memory never does).
+#[derive(Clone, Debug)]
+pub struct Part {
+    pub range: Range<VirtAddr>,
+    pub may_hold_files: bool,
+}
+
+/// [`scan_ioctl`] over each mapped part of `range` (adjacent parts alike merged), asking for file
+/// pages only where there can be some; parts the kernel refuses (EFAULT: above the user address
+/// space, as `[vsyscall]` is) hold nothing it can tell.
+fn scan_parts(
     file: &File,
-    range: Range<VirtAddr>,
+    range: &Range<VirtAddr>,
+    parts: &[Part],
     with_guard: bool,
-    mapped: &mut dyn FnMut() -> io::Result<Vec<Range<VirtAddr>>>,
 ) -> io::Result<Vec<StateRun>> {
-    match scan_ioctl(file, range.clone(), with_guard) {
-        Err(e) if e.raw_os_error() == Some(libc::EFAULT) => {
-            let mut runs = Vec::new();
-            for m in mapped()? {
-                let part = m.start.max(range.start)..m.end.min(range.end);
-                if part.start >= part.end {
-                    continue;
-                }
-                match scan_ioctl(file, part, with_guard) {
-                    Ok(more) => more.into_iter().for_each(|r| pages::push_run(&mut runs, r)),
-                    Err(e) if e.raw_os_error() == Some(libc::EFAULT) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(runs)
+    let mut merged: Vec<Part> = Vec::new();
+    for p in parts {
+        let r = p.range.start.max(range.start)..p.range.end.min(range.end);
+        if r.start >= r.end {
+            continue;
         }
-        other => other,
+        match merged.last_mut() {
+            Some(last) if last.range.end == r.start && last.may_hold_files == p.may_hold_files => {
+                last.range.end = r.end
+            }
+            _ => merged.push(Part {
+                range: r,
+                may_hold_files: p.may_hold_files,
+            }),
+        }
     }
+    let mut runs = Vec::new();
+    for p in merged {
+        match scan_ioctl(file, p.range, with_guard, p.may_hold_files) {
+            Ok(more) => more.into_iter().for_each(|r| pages::push_run(&mut runs, r)),
+            Err(e) if e.raw_os_error() == Some(libc::EFAULT) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(runs)
 }
 
 fn forced_read() -> bool {
@@ -336,12 +355,12 @@ fn forced_read() -> bool {
 }
 
 /// Runs of populated pages in `range`, by the best method this kernel has (learned on the first
-/// call). `mapped` lists the mapped parts of the address space; only the fallback needs it.
+/// call). `parts` lists the mapped parts of the address space, sorted.
 pub fn scan(
     file: &File,
     pid: i32,
     range: Range<VirtAddr>,
-    mapped: &mut dyn FnMut() -> io::Result<Vec<Range<VirtAddr>>>,
+    parts: &[Part],
 ) -> io::Result<(Vec<StateRun>, ScanMethod)> {
     let mut mode = MODE.load(Ordering::Relaxed);
     if forced_read() {
@@ -349,7 +368,7 @@ pub fn scan(
     }
     loop {
         match mode {
-            MODE_SCAN_GUARD | 0 => match scan_ioctl_mapped(file, range.clone(), true, mapped) {
+            MODE_SCAN_GUARD | 0 => match scan_parts(file, &range, parts, true) {
                 Ok(runs) => {
                     MODE.store(MODE_SCAN_GUARD, Ordering::Relaxed);
                     return Ok((runs, ScanMethod::PagemapScan));
@@ -359,7 +378,7 @@ pub fn scan(
                 Err(e) if no_ioctl(&e) => mode = MODE_READ,
                 Err(e) => return Err(e),
             },
-            MODE_SCAN => match scan_ioctl_mapped(file, range.clone(), false, mapped) {
+            MODE_SCAN => match scan_parts(file, &range, parts, false) {
                 Ok(runs) => {
                     MODE.store(MODE_SCAN, Ordering::Relaxed);
                     return Ok((runs, ScanMethod::PagemapScan));
@@ -373,7 +392,7 @@ pub fn scan(
                 if !forced_read() {
                     MODE.store(MODE_READ, Ordering::Relaxed);
                 }
-                let mapped = mapped()?;
+                let mapped: Vec<Range<VirtAddr>> = parts.iter().map(|p| p.range.clone()).collect();
                 let runs = scan_read(file, pid, range, &mapped, zero_pfn())?;
                 return Ok((runs, ScanMethod::PagemapRead));
             }
@@ -408,17 +427,24 @@ pub fn frames(pfns: &[u64]) -> Vec<Frame> {
         .collect()
 }
 
-/// The populated pages of `range` in process `pid`: [`scan`] with the mapped parts read from
-/// /proc/PID/maps when the fallback needs them.
+/// The populated pages of `range` in process `pid`: [`scan`] over the mapped parts read from
+/// /proc/PID/maps.
 pub fn pages(pid: i32, range: Range<VirtAddr>) -> io::Result<pages::PageScan> {
     let file = open(pid)?;
-    let mut mapped = || -> io::Result<Vec<Range<VirtAddr>>> {
-        let text = std::fs::read(format!("/proc/{pid}/maps"))?;
-        let regions = super::maps::parse_maps(&text)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-        Ok(regions.into_iter().map(|r| r.start..r.end).collect())
-    };
-    let (runs, method) = scan(&file, pid, range.clone(), &mut mapped)?;
+    let text = std::fs::read(format!("/proc/{pid}/maps"))?;
+    if text.is_empty() && !alive(pid) {
+        return Err(gone());
+    }
+    let parts: Vec<Part> = super::maps::parse_maps(&text)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?
+        .into_iter()
+        .filter(|r| r.start < range.end && range.start < r.end)
+        .map(|r| Part {
+            may_hold_files: r.perms.shared || r.inode != 0 || r.backing.path().is_some(),
+            range: r.start..r.end,
+        })
+        .collect();
+    let (runs, method) = scan(&file, pid, range.clone(), &parts)?;
     Ok(pages::PageScan {
         range,
         runs,
