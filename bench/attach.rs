@@ -1,4 +1,4 @@
-//! The DESIGN budget "attach + first command on a small process ≥ 10× faster than
+//! The DESIGN budget "attach + first `regions` on a small process ≥ 10× faster than
 //! `gdb -p PID -batch -ex 'info proc mappings'`", measured side by side.
 //!
 //! Against a small C target (fixtures/many_maps.c with 10 mappings), in one run and interleaved
@@ -8,11 +8,13 @@
 //! - `cat /proc/PID/maps`: the kernel's answer with the smallest possible program;
 //! - `vmscope -p PID --batch -ex info`;
 //! - `vmscope -p PID --batch -ex 'x/4gx ADDR'` on a page whose contents the target told us;
-//! - `gdb -p PID -batch -ex 'info proc mappings'` (skipped, loudly, when gdb is missing or
-//!   cannot attach);
+//! - `vmscope -p PID --batch -ex regions` (reads smaps and classifies: the budget's own command);
+//! - `gdb -p PID -batch -ex 'info proc mappings'`.
 //!
-//! and prints medians, spreads, peak RSS (`ru_maxrss` of each process) and the ratios
-//! gdb / vmscope. Every command's output is checked once before timing starts.
+//! A peer that is missing or fails (gdb absent or unable to ptrace, a vmscope build without
+//! `regions`) is skipped, loudly. Every command's output is checked once before timing starts.
+//! It prints wall and CPU medians, spreads, peak RSS (`ru_maxrss` of each process) and the
+//! ratios gdb / vmscope.
 //!
 //! `cargo bench --bench attach`; `VMSCOPE_BENCH_ITERS=N` sets the rounds (default 15).
 
@@ -20,100 +22,130 @@ mod common;
 
 use common::{Case, ManyMaps, Table};
 use std::cell::RefCell;
-use std::path::PathBuf;
+use std::ffi::OsStr;
 use std::process::{Command, Stdio};
 
 const BUDGET: f64 = 10.0;
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Spawn floor and kernel reference: must work.
+    Reference,
+    /// vmscope's commands: `info` and `x` must work, later ones may be missing.
+    Vmscope { required: bool },
+    /// The peer of the budget; skipped when missing.
+    Gdb,
+}
+
+struct Peer {
+    name: String,
+    command: Command,
+    /// Whether the output of one run is what it should be.
+    check: Box<dyn Fn(&str) -> bool>,
+    role: Role,
+}
+
+fn peer(
+    name: impl Into<String>,
+    program: impl AsRef<OsStr>,
+    args: &[&str],
+    role: Role,
+    check: impl Fn(&str) -> bool + 'static,
+) -> Peer {
+    let mut command = Command::new(program);
+    command.args(args);
+    Peer {
+        name: name.into(),
+        command,
+        check: Box::new(check),
+        role,
+    }
+}
+
 fn main() {
     println!("vmscope bench: attach + first command, vmscope against gdb");
     println!("machine: {}", common::machine_summary());
-    let vmscope = vmscope_binary();
+    let vmscope = common::vmscope_binary();
     let target = ManyMaps::start(10).unwrap_or_else(|e| panic!("cannot start the target: {e}"));
     let pid = target.pid.to_string();
     let maps = format!("/proc/{pid}/maps");
-    let x_cmd = format!("x/4gx {:#x}", target.first_page);
+    let page = format!("{:#x}", target.first_page);
+    let x_cmd = format!("x/4gx {page}");
     println!(
         "target: many_maps 10, pid {pid}, {} lines of maps; vmscope: {}",
-        std::fs::read_to_string(&maps)
-            .map(|s| s.lines().count())
-            .unwrap_or(0),
+        std::fs::read_to_string(&maps).map_or(0, |s| s.lines().count()),
         vmscope.display()
     );
 
-    // Each command, and a check of its output run once before timing.
-    type Check = Box<dyn Fn(&str) -> bool>;
-    let mut commands: Vec<(String, Command, Check)> = Vec::new();
-    let cmd = |program: &std::ffi::OsStr, args: &[&str]| {
-        let mut c = Command::new(program);
-        c.args(args);
-        c
-    };
-    commands.push((
-        "true (spawn floor)".into(),
-        cmd("true".as_ref(), &[]),
-        Box::new(|_| true),
-    ));
-    commands.push((
-        "cat /proc/PID/maps".into(),
-        cmd("cat".as_ref(), &[&maps]),
-        Box::new(|out| out.contains("r-xp")),
-    ));
-    let pid_line = pid.clone();
-    commands.push((
-        "vmscope -p PID --batch -ex info".into(),
-        cmd(vmscope.as_os_str(), &["-p", &pid, "--batch", "-ex", "info"]),
-        Box::new(move |out| out.contains(&pid_line)),
+    let mut peers = vec![
+        peer("true (spawn floor)", "true", &[], Role::Reference, |_| true),
+        peer(
+            "cat /proc/PID/maps",
+            "cat",
+            &[&maps],
+            Role::Reference,
+            |out| out.contains("r-xp"),
+        ),
+    ];
+    let pid_text = pid.clone();
+    peers.push(peer(
+        "vmscope -p PID --batch -ex info",
+        &vmscope,
+        &["-p", &pid, "--batch", "-ex", "info"],
+        Role::Vmscope { required: true },
+        move |out| out.contains(&pid_text),
     ));
     let value = format!("{:#018x}", target.first_value);
-    commands.push((
+    peers.push(peer(
         format!("vmscope -p PID --batch -ex '{x_cmd}'"),
-        cmd(vmscope.as_os_str(), &["-p", &pid, "--batch", "-ex", &x_cmd]),
-        Box::new(move |out| out.contains(&value)),
+        &vmscope,
+        &["-p", &pid, "--batch", "-ex", &x_cmd],
+        Role::Vmscope { required: true },
+        move |out| out.contains(&value),
     ));
-    let gdb_index = commands.len();
-    let mut have_gdb = false;
+    let page_text = page.trim_start_matches("0x").to_string();
+    peers.push(peer(
+        "vmscope -p PID --batch -ex regions",
+        &vmscope,
+        &["-p", &pid, "--batch", "-ex", "regions"],
+        Role::Vmscope { required: false },
+        move |out| out.contains(&page_text),
+    ));
     if common::on_path("gdb") {
-        let page = format!("{:#x}", target.first_page);
-        commands.push((
-            "gdb -p PID -batch -ex 'info proc mappings'".into(),
-            cmd(
-                "gdb".as_ref(),
-                &["-p", &pid, "-batch", "-ex", "info proc mappings"],
-            ),
-            Box::new(move |out| out.contains(&page)),
+        let page = page.clone();
+        peers.push(peer(
+            "gdb -p PID -batch -ex 'info proc mappings'",
+            "gdb",
+            &["-p", &pid, "-batch", "-ex", "info proc mappings"],
+            Role::Gdb,
+            move |out| out.contains(&page),
         ));
-        have_gdb = true;
     } else {
         println!();
         println!("!!!!!!!! gdb NOT FOUND on PATH: the gdb peer is SKIPPED and the ≥10× budget");
         println!("!!!!!!!! is NOT CHECKED. Install gdb to compare.");
     }
 
-    // Preflight: every command must succeed and print what it should.
-    let mut i = 0;
-    while i < commands.len() {
-        let (name, command, check) = &mut commands[i];
-        match common::run_checked(command) {
-            Ok(out) if check(&out) => i += 1,
-            result => {
-                let why = match result {
-                    Ok(out) => format!("unexpected output:\n{out}"),
-                    Err(e) => e,
-                };
-                if i == gdb_index {
-                    println!();
-                    println!("!!!!!!!! gdb cannot do its part here; the gdb peer is SKIPPED:");
-                    println!("{why}");
-                    println!("!!!!!!!! (ptrace_scope? `sysctl kernel.yama.ptrace_scope`)");
-                    commands.truncate(gdb_index);
-                    have_gdb = false;
-                } else {
-                    panic!("{name}: {why}");
-                }
+    // Preflight: each command once, its output checked.
+    peers.retain_mut(|p| {
+        let why = match common::run_checked(&mut p.command) {
+            Ok(out) if (p.check)(&out) => return true,
+            Ok(out) => format!("unexpected output:\n{out}"),
+            Err(e) => e,
+        };
+        match p.role {
+            Role::Reference | Role::Vmscope { required: true } => panic!("{}: {why}", p.name),
+            Role::Vmscope { required: false } => {
+                println!("\n!!!!!!!! SKIPPED `{}`: {why}", p.name);
+            }
+            Role::Gdb => {
+                println!("\n!!!!!!!! gdb cannot do its part here; the gdb peer is SKIPPED:");
+                println!("{why}");
+                println!("!!!!!!!! (ptrace_scope? `sysctl kernel.yama.ptrace_scope`)");
             }
         }
-    }
+        false
+    });
     let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let state = state
         .rsplit(')')
@@ -126,83 +158,77 @@ fn main() {
 
     let rounds = common::rounds(15);
     println!("{rounds} rounds, each command once per round, interleaved");
-    let rss: Vec<RefCell<Vec<u64>>> = commands.iter().map(|_| RefCell::default()).collect();
-    let mut cases: Vec<Case<'_>> = commands
+    let rss: Vec<RefCell<Vec<u64>>> = peers.iter().map(|_| RefCell::default()).collect();
+    let mut cases: Vec<Case<'_>> = peers
         .iter_mut()
         .zip(&rss)
-        .map(|((name, command, _), rss)| {
+        .map(|(p, rss)| {
+            let command = &mut p.command;
             command
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
-            let name = name.clone();
-            Case::new(name.clone(), move || {
-                let (_, status, max_rss) = common::run_measured(command)
+            let name = p.name.clone();
+            Case::new(p.name.clone(), move || {
+                let m = common::run_measured_usage(command)
                     .unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
-                assert!(status.success(), "{name} failed: {status}");
-                rss.borrow_mut().push(max_rss);
+                assert!(m.status.success(), "{name} failed: {}", m.status);
+                rss.borrow_mut().push(m.max_rss_kib);
             })
         })
         .collect();
     let stats = common::run_interleaved(rounds, &mut cases);
+    drop(cases);
 
     let floor = stats[0].median;
-    let gdb = have_gdb.then(|| stats[gdb_index].median);
+    let gdb = peers
+        .iter()
+        .position(|p| p.role == Role::Gdb)
+        .map(|i| stats[i]);
     let mut table = Table::new(&[
         "command",
         "median",
         "min – max",
+        "CPU",
         "− spawn floor",
         "peak RSS",
         "gdb ÷ this",
     ]);
-    for ((case, s), rss) in cases.iter().zip(&stats).zip(&rss) {
-        let rss = rss.borrow();
-        let peak = rss.iter().copied().max().unwrap_or(0);
+    for ((p, s), rss) in peers.iter().zip(&stats).zip(&rss) {
+        let peak = rss.borrow().iter().copied().max().unwrap_or(0);
         table.row(vec![
-            case.name.clone(),
+            p.name.clone(),
             common::fmt_duration(s.median),
             s.spread(),
+            s.cpu_text(),
             common::fmt_duration(s.median.saturating_sub(floor)),
             common::fmt_kib(peak),
-            gdb.map_or("—".into(), |g| common::ratio(g, s.median)),
+            gdb.map_or("—".into(), |g| common::ratio(g.median, s.median)),
         ]);
     }
     table.print();
 
     println!();
-    match gdb {
-        Some(g) => {
-            for (k, name) in [(2, "info"), (3, "x/4gx")] {
-                let r = g.as_secs_f64() / stats[k].median.as_secs_f64();
-                println!(
-                    "budget (≥ {BUDGET}× faster than gdb): vmscope {name}: {r:.1}× — {}",
-                    if r >= BUDGET { "met" } else { "NOT MET" }
-                );
-            }
-            println!(
-                "(DESIGN names `regions` as the first command; it does not exist yet, so `info` \
-                 and `x` stand in)"
-            );
+    let Some(gdb) = gdb else {
+        println!("gdb SKIPPED: the ≥ {BUDGET}× budget is NOT CHECKED");
+        return;
+    };
+    for (p, s) in peers.iter().zip(&stats) {
+        if !matches!(p.role, Role::Vmscope { .. }) {
+            continue;
         }
-        None => println!("gdb SKIPPED: the budget is NOT CHECKED"),
+        let wall = gdb.median.as_secs_f64() / s.median.as_secs_f64();
+        let cpu = match (gdb.cpu, s.cpu) {
+            (Some(g), Some(v)) if !v.is_zero() => {
+                format!(", CPU {:.0}×", g.as_secs_f64() / v.as_secs_f64())
+            }
+            _ => String::new(),
+        };
+        println!(
+            "budget (≥ {BUDGET}× faster than gdb): {}: {wall:.0}× wall{cpu} — {}",
+            p.name,
+            if wall >= BUDGET { "met" } else { "NOT MET" }
+        );
     }
-    drop(cases);
     drop(target);
-}
-
-/// The release vmscope binary this bench was built with (cargo builds the crate's binaries
-/// before its benches, into target/release), built with `cargo build --release` if missing.
-fn vmscope_binary() -> PathBuf {
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_vmscope"));
-    if !bin.is_file() {
-        println!("{} is missing: cargo build --release", bin.display());
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--release", "--bin", "vmscope"])
-            .current_dir(common::crate_dir())
-            .status()
-            .expect("run cargo build --release");
-        assert!(status.success(), "cargo build --release failed");
-    }
-    bin
 }

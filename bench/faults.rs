@@ -13,7 +13,8 @@
 //!    single-steps). gdb runs get a fresh target each round: a gdb that is killed leaves its
 //!    debug registers armed, and the next write would kill the target with SIGTRAP.
 //!
-//! `cargo bench --bench faults`; `VMSCOPE_BENCH_ITERS=N` sets the rounds (default 5).
+//! `cargo bench --bench faults`; `VMSCOPE_BENCH_ITERS=N` sets the rounds (default 5),
+//! `VMSCOPE_BENCH_ONLY=faults|watch` runs one half.
 
 mod common;
 
@@ -33,9 +34,14 @@ fn main() {
     println!("machine: {}", common::machine_summary());
     let rounds = common::rounds(5);
     let vmscope = PathBuf::from(env!("CARGO_BIN_EXE_vmscope"));
-    faults(&vmscope, rounds);
-    println!();
-    watch(&vmscope, rounds);
+    let only = std::env::var("VMSCOPE_BENCH_ONLY").unwrap_or_default();
+    if only != "watch" {
+        faults(&vmscope, rounds);
+        println!();
+    }
+    if only != "faults" {
+        watch(&vmscope, rounds);
+    }
 }
 
 /// A scratch directory under the target dir, removed on drop.
@@ -109,12 +115,18 @@ impl Target {
         let path = self.dir.0.join(name);
         let deadline = Instant::now() + Duration::from_secs(secs);
         while !path.exists() {
-            assert!(Instant::now() < deadline, "{} never appeared", path.display());
+            assert!(
+                Instant::now() < deadline,
+                "{} never appeared",
+                path.display()
+            );
             std::thread::sleep(Duration::from_millis(2));
         }
         let text = std::fs::read_to_string(&path).unwrap();
         let _ = std::fs::remove_file(&path);
-        text.split_whitespace().map(|v| v.parse().unwrap()).collect()
+        text.split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect()
     }
 }
 
@@ -182,8 +194,8 @@ fn faults(vmscope: &Path, rounds: usize) {
         base.push(t as f64);
 
         // vmscope: a run long enough to cover the round, ended by its own timer.
-        let secs = (t as f64 / 1e9 * 4.0 + 2.0).ceil() as u64;
-        let mut child = Command::new(vmscope)
+        let secs = (t as f64 / 1e9 * 1.5 + 1.0).ceil() as u64;
+        let child = Command::new(vmscope)
             .args(["-p", &target.pid().to_string(), "--batch", "--json", "-ex"])
             .arg(format!("faults {secs}s --top 1"))
             .stdin(Stdio::null())
@@ -192,12 +204,19 @@ fn faults(vmscope: &Path, rounds: usize) {
             .spawn()
             .expect("run vmscope");
         let me = child.id();
-        assert!(wait_until(20, || perf_fds(me) >= 2), "vmscope did not start sampling");
+        assert!(
+            wait_until(20, || perf_fds(me) >= 2),
+            "vmscope did not start sampling"
+        );
         let (_, t) = run_round(&target);
         under_vmscope.push(t as f64);
         let out = child.wait_with_output().unwrap();
-        let doc: Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("vmscope faults: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "vmscope faults: {e}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
         vm_samples.push(doc["samples"].as_f64().unwrap());
         vm_lost.push(doc["lost"].as_f64().unwrap());
 
@@ -220,7 +239,11 @@ fn faults(vmscope: &Path, rounds: usize) {
             // SAFETY: SIGINT to the perf we started: it writes its file and exits.
             unsafe { libc::kill(me as i32, libc::SIGINT) };
             let mut err = String::new();
-            perf.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            perf.stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
             let _ = perf.wait();
             // "[ perf record: Captured and wrote 12.3 MB perf.data (262150 samples) ]"
             let samples = err
@@ -234,7 +257,14 @@ fn faults(vmscope: &Path, rounds: usize) {
     }
     let faults = median(faults_seen);
     let b = median(base);
-    let mut table = Table::new(&["case", "touch 1 GiB (median)", "per fault", "overhead/fault", "samples", "lost"]);
+    let mut table = Table::new(&[
+        "case",
+        "touch 1 GiB (median)",
+        "per fault",
+        "overhead/fault",
+        "samples",
+        "lost",
+    ]);
     table.row(vec![
         "no monitoring".into(),
         fmt_duration(ns(b)),
@@ -296,7 +326,10 @@ fn timed_writes(target: &Target, seq: &mut u64) -> u64 {
 fn vmscope_watch(vmscope: &Path, target: &Target, seq: &mut u64, backend: &str, hits: u64) -> u64 {
     let mut child = Command::new(vmscope)
         .args(["-p", &target.pid().to_string(), "--batch", "--json", "-ex"])
-        .arg(format!("watch {:#x} --count {hits}", target.addr("watched")))
+        .arg(format!(
+            "watch {:#x} --count {hits}",
+            target.addr("watched")
+        ))
         .env("VMSCOPE_WATCH_BACKEND", backend)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -307,9 +340,14 @@ fn vmscope_watch(vmscope: &Path, target: &Target, seq: &mut u64, backend: &str, 
     let armed = lines.next().expect("armed line").unwrap();
     assert!(armed.contains("\"watching\""), "{armed}");
     let t = timed_writes(target, seq);
-    let reported = lines.filter(|l| l.as_ref().is_ok_and(|l| l.contains("\"hit\""))).count();
+    let reported = lines
+        .filter(|l| l.as_ref().is_ok_and(|l| l.contains("\"hit\"")))
+        .count();
     let _ = child.wait();
-    assert_eq!(reported as u64, hits, "vmscope reported {reported} of {hits} hits");
+    assert_eq!(
+        reported as u64, hits,
+        "vmscope reported {reported} of {hits} hits"
+    );
     t
 }
 
@@ -320,7 +358,11 @@ fn gdb_watch(target: &Target, seq: &mut u64, hardware: bool) -> u64 {
         format!(
             "set pagination off\nset confirm off\n{}handle SIGALRM nostop noprint pass\n\
              watch -l *(long *){:#x}\ncommands\ncontinue\nend\ncontinue\n",
-            if hardware { "" } else { "set can-use-hw-watchpoints 0\n" },
+            if hardware {
+                ""
+            } else {
+                "set can-use-hw-watchpoints 0\n"
+            },
             target.addr("watched")
         ),
     )
@@ -357,13 +399,19 @@ fn watch(vmscope: &Path, rounds: usize) {
     let (mut base, mut perf_trap, mut dregs) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         base.push(timed_writes(&target, &mut seq) as f64);
-        perf_trap.push(vmscope_watch(vmscope, &target, &mut seq, "perf-sigtrap", WATCH_HITS) as f64);
+        perf_trap
+            .push(vmscope_watch(vmscope, &target, &mut seq, "perf-sigtrap", WATCH_HITS) as f64);
         dregs.push(vmscope_watch(vmscope, &target, &mut seq, "debug-registers", WATCH_HITS) as f64);
     }
     let b = median(base);
     let per_hit = |t: f64, hits: u64| ns((t - b * hits as f64 / WATCH_HITS as f64) / hits as f64);
     let mut table = Table::new(&["case", "hits", "loop (median)", "cost per hit"]);
-    table.row(vec!["no watch".into(), "0".into(), fmt_duration(ns(b)), "—".into()]);
+    table.row(vec![
+        "no watch".into(),
+        "0".into(),
+        fmt_duration(ns(b)),
+        "—".into(),
+    ]);
     let vp = median(perf_trap);
     table.row(vec![
         "vmscope watch (perf-sigtrap)".into(),

@@ -1,24 +1,36 @@
-//! How much vmscope adds to the kernel's own cost of producing /proc/PID/maps.
+//! How much vmscope adds to the kernel's own cost of producing /proc/PID/maps and smaps.
 //!
 //! For a tiny process (`sleep`), a small one (many_maps with 100 mappings) and a huge one
 //! (many_maps with 60,000 mappings; `VMSCOPE_BENCH_MAPPINGS` changes it), in one run and
-//! interleaved round by round, it times:
+//! interleaved round by round, it times the map alone:
 //!
 //! - (a) `std::fs::read("/proc/PID/maps")`: the kernel's cost, the floor;
 //! - (b) `cat /proc/PID/maps > /dev/null` as a process: what a shell user pays;
 //! - (c) read + `parse_maps`: vmscope's parser on fresh text;
-//! - (d) `vmscope::target::attach(pid)` + `regions()`: what a command pays;
+//! - (d) `vmscope::target::attach(pid)` + `regions()`: what the library pays;
 //! - (e) `parse_maps` alone on text already in memory: the parser's own cost per mapping;
 //!
-//! and prints medians, spreads, ratios to (a), and the peak RSS of a fresh process doing (d)
-//! once (`ru_maxrss` from `wait4`, beside the same process doing nothing).
+//! and the map with usage, the DESIGN budget "`regions` with usage ≤ 1.5× `cat smaps`":
+//!
+//! - (f) `std::fs::read("/proc/PID/smaps")`;
+//! - (g) `cat /proc/PID/smaps > /dev/null`: the budget's reference;
+//! - (h) `attach(pid)` + `regions_with_usage()`;
+//! - (i) `vmscope -p PID --batch -ex regions > /dev/null`: the whole command (classification,
+//!   summary, rendering), with its peak RSS (budget: < 64 MiB on 60,000 mappings);
+//! - (j) `pmap -XX PID > /dev/null`, when pmap is installed.
+//!
+//! It prints wall and CPU medians, spreads, ratios to (a) and to (g), and the peak RSS of a
+//! fresh process doing (d) once (`ru_maxrss` from `wait4`, beside the same process doing
+//! nothing).
 //!
 //! `cargo bench --bench maps`; `VMSCOPE_BENCH_ITERS=N` sets the rounds for every target.
 
 mod common;
 
 use common::{Case, ChildGuard, ManyMaps, MaxMapCount, Stats, Table};
+use std::cell::RefCell;
 use std::hint::black_box;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use vmscope::regions::Region;
@@ -31,6 +43,10 @@ const CHILD_ENV: &str = "VMSCOPE_BENCH_MAPS_CHILD";
 const LARGE: u64 = 60_000;
 const MARGIN: u64 = 1_024;
 
+/// DESIGN.md budgets for `regions` on the large target.
+const REGIONS_BUDGET: f64 = 1.5;
+const RSS_BUDGET_KIB: u64 = 64 * 1024;
+
 fn main() {
     if let Ok(spec) = std::env::var(CHILD_ENV) {
         child_mode(&spec);
@@ -41,14 +57,23 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(LARGE);
 
-    println!("vmscope bench: /proc/PID/maps, the kernel's cost against vmscope's");
+    println!("vmscope bench: /proc/PID/maps and smaps, the kernel's cost against vmscope's");
     println!("machine: {}", common::machine_summary());
     // Declared first so it is dropped last, after the targets are gone.
     let _limit = MaxMapCount::ensure(large + MARGIN);
+    let vmscope = common::vmscope_binary();
+    let pmap = common::on_path("pmap");
+    if !pmap {
+        println!("!!!!!!!! pmap NOT FOUND on PATH: the pmap -XX peer is SKIPPED");
+    }
     println!(
         "size_of::<Region>() = {} bytes",
         std::mem::size_of::<Region>()
     );
+    let env = Env {
+        vmscope: &vmscope,
+        pmap,
+    };
 
     let mut results = Vec::new();
     {
@@ -60,32 +85,37 @@ fn main() {
                 .expect("start sleep"),
         );
         results.push(bench_target(
-            "sleep 1000 (a tiny process)",
+            &env,
+            "sleep 1000 (tiny)",
             sleep.pid(),
-            common::rounds(101),
+            common::rounds(51),
         ));
     }
     match ManyMaps::start(100) {
         Ok(small) => results.push(bench_target(
+            &env,
             "many_maps 100",
             small.pid,
-            common::rounds(101),
+            common::rounds(51),
         )),
-        Err(e) => println!("\nSKIPPED many_maps 100: {e}"),
+        Err(e) => println!("\n!!!!!!!! SKIPPED many_maps 100: {e}"),
     }
     match ManyMaps::start(large) {
         Ok(big) => {
             assert_eq!(big.mappings, large);
-            results.push(bench_target(
+            let r = bench_target(
+                &env,
                 &format!("many_maps {large}"),
                 big.pid,
-                common::rounds(21),
-            ))
+                common::rounds(15),
+            );
+            budgets(&r);
+            results.push(r);
         }
-        Err(e) => println!("\nSKIPPED many_maps {large} (the large target): {e}"),
+        Err(e) => println!("\n!!!!!!!! SKIPPED many_maps {large} (the large target): {e}"),
     }
 
-    println!("\nSummary (medians; ratios are to (a), the kernel's read of the same file)");
+    println!("\nSummary: the map alone (wall medians; ratios to (a), the kernel's read of maps)");
     let mut table = Table::new(&[
         "target",
         "lines",
@@ -93,30 +123,75 @@ fn main() {
         "(b) cat",
         "(c) read+parse",
         "(d) attach+regions",
-        "(e) parse ns/line",
+        "(e) parse/line",
         "(d) peak RSS",
     ]);
     for r in &results {
-        let a = r.stats[0].median;
-        let cell = |i: usize| {
+        let a = r.maps[0].median;
+        let cell = |s: &Stats| {
             format!(
                 "{} ({})",
-                common::fmt_duration(r.stats[i].median),
-                common::ratio(r.stats[i].median, a)
+                common::fmt_duration(s.median),
+                common::ratio(s.median, a)
             )
         };
         table.row(vec![
             r.label.clone(),
             r.lines.to_string(),
             common::fmt_duration(a),
-            cell(1),
-            cell(2),
-            cell(3),
-            format!("{:.0}", per_line_ns(r.stats[4].median, r.lines)),
-            r.peak_rss.clone(),
+            cell(&r.maps[1]),
+            cell(&r.maps[2]),
+            cell(&r.maps[3]),
+            per_line(r.maps[4].median, r.lines),
+            r.child_rss.clone(),
         ]);
     }
     table.print();
+
+    println!("\nSummary: with usage (wall medians; ratios to (g), `cat smaps`)");
+    let mut table = Table::new(&[
+        "target",
+        "(f) read smaps",
+        "(g) cat smaps",
+        "(h) attach+usage",
+        "(i) vmscope regions",
+        "(j) pmap -XX",
+        "(i) peak RSS",
+    ]);
+    for r in &results {
+        let g = r.usage[1].stats.median;
+        let cell = |name: &str| {
+            r.usage
+                .iter()
+                .find(|u| u.name.starts_with(name))
+                .map_or("skipped".into(), |u| {
+                    format!(
+                        "{} ({})",
+                        common::fmt_duration(u.stats.median),
+                        common::ratio(u.stats.median, g)
+                    )
+                })
+        };
+        table.row(vec![
+            r.label.clone(),
+            cell("(f)"),
+            common::fmt_duration(g),
+            cell("(h)"),
+            cell("(i)"),
+            cell("(j)"),
+            r.usage
+                .iter()
+                .find(|u| u.name.starts_with("(i)"))
+                .map_or("—".into(), |u| common::fmt_kib(u.peak_rss_kib)),
+        ]);
+    }
+    table.print();
+}
+
+/// What every target's section needs.
+struct Env<'a> {
+    vmscope: &'a Path,
+    pmap: bool,
 }
 
 /// What one target's section measured.
@@ -124,15 +199,25 @@ struct TargetResult {
     label: String,
     lines: usize,
     /// (a) to (e), in order.
-    stats: Vec<Stats>,
-    peak_rss: String,
+    maps: Vec<Stats>,
+    /// (f) to (j), those that ran.
+    usage: Vec<UsageResult>,
+    /// Peak RSS of a fresh process doing (d).
+    child_rss: String,
 }
 
-fn per_line_ns(d: Duration, lines: usize) -> f64 {
-    d.as_nanos() as f64 / lines.max(1) as f64
+struct UsageResult {
+    name: String,
+    stats: Stats,
+    /// The largest `ru_maxrss` over the runs, for the cases that are processes (else 0).
+    peak_rss_kib: u64,
 }
 
-fn bench_target(label: &str, pid: i32, rounds: usize) -> TargetResult {
+fn per_line(d: Duration, lines: usize) -> String {
+    format!("{:.0} ns", d.as_nanos() as f64 / lines.max(1) as f64)
+}
+
+fn bench_target(env: &Env<'_>, label: &str, pid: i32, rounds: usize) -> TargetResult {
     let path = format!("/proc/{pid}/maps");
     let text = std::fs::read(&path).expect("read the target's maps");
     let lines = text.iter().filter(|&&b| b == b'\n').count();
@@ -145,6 +230,7 @@ fn bench_target(label: &str, pid: i32, rounds: usize) -> TargetResult {
         common::fmt_kib(text.len() as u64 / 1024)
     );
 
+    // The map alone.
     let mut cases = vec![
         Case::new("(a) std::fs::read(/proc/PID/maps)", || {
             black_box(std::fs::read(&path).expect("read maps"));
@@ -169,34 +255,191 @@ fn bench_target(label: &str, pid: i32, rounds: usize) -> TargetResult {
             black_box(parse_maps(black_box(&text)).expect("parse maps"));
         }),
     ];
-    let stats = common::run_interleaved(rounds, &mut cases);
-
-    let a = stats[0].median;
-    let mut table = Table::new(&["case", "median", "min – max", "÷ (a)", "per line"]);
-    for (case, s) in cases.iter().zip(&stats) {
+    let maps = common::run_interleaved(rounds, &mut cases);
+    let a = maps[0].median;
+    let mut table = Table::new(&["case", "median", "min – max", "CPU", "÷ (a)", "per line"]);
+    for (case, s) in cases.iter().zip(&maps) {
         table.row(vec![
             case.name.clone(),
             common::fmt_duration(s.median),
             s.spread(),
+            s.cpu_text(),
             common::ratio(s.median, a),
-            format!("{:.0} ns", per_line_ns(s.median, lines)),
+            per_line(s.median, lines),
         ]);
     }
+    drop(cases);
     table.print();
-
-    let peak_rss = peak_rss(pid);
+    let child_rss = peak_rss(pid);
     println!(
-        "the Vec<Region> alone: {} ({} regions × {} bytes)",
+        "the Vec<Region> alone: {} ({lines} regions × {} bytes)",
         common::fmt_kib(vec_bytes as u64 / 1024),
-        lines,
         std::mem::size_of::<Region>()
     );
+
+    let usage = bench_usage(env, pid, lines, rounds);
     TargetResult {
         label: label.to_string(),
         lines,
-        stats,
-        peak_rss,
+        maps,
+        usage,
+        child_rss,
     }
+}
+
+/// (f) to (j) for one target.
+fn bench_usage(env: &Env<'_>, pid: i32, lines: usize, rounds: usize) -> Vec<UsageResult> {
+    let smaps = format!("/proc/{pid}/smaps");
+    let pid_text = pid.to_string();
+    let mut processes: Vec<(&str, Command)> = Vec::new();
+    let mut cat = Command::new("cat");
+    cat.arg(&smaps);
+    processes.push(("(g) cat /proc/PID/smaps > /dev/null", cat));
+    let mut regions = Command::new(env.vmscope);
+    regions.args(["-p", &pid_text, "--batch", "-ex", "regions"]);
+    let regions_ok = match common::run_checked(&mut regions) {
+        Ok(out) if out.lines().count() >= lines => true,
+        Ok(out) => {
+            println!(
+                "!!!!!!!! SKIPPED (i): `vmscope regions` printed {} lines for {lines} mappings",
+                out.lines().count()
+            );
+            false
+        }
+        Err(e) => {
+            println!("!!!!!!!! SKIPPED (i) `vmscope regions`: {e}");
+            false
+        }
+    };
+    if regions_ok {
+        processes.push((
+            "(i) vmscope -p PID --batch -ex regions > /dev/null",
+            regions,
+        ));
+    }
+    if env.pmap {
+        let mut pmap = Command::new("pmap");
+        pmap.args(["-XX", &pid_text]);
+        processes.push(("(j) pmap -XX PID > /dev/null", pmap));
+    }
+    for (_, c) in &mut processes {
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+    }
+
+    let rss: Vec<RefCell<u64>> = processes.iter().map(|_| RefCell::new(0)).collect();
+    let mut cases = vec![Case::new("(f) std::fs::read(/proc/PID/smaps)", || {
+        black_box(std::fs::read(&smaps).expect("read smaps"));
+    })];
+    let mut names = vec!["(f) std::fs::read(/proc/PID/smaps)".to_string()];
+    let mut process_cases: Vec<Case<'_>> = processes
+        .iter_mut()
+        .zip(&rss)
+        .map(|((name, command), rss)| {
+            let name = name.to_string();
+            Case::new(name.clone(), move || {
+                let m = common::run_measured_usage(command)
+                    .unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
+                assert!(m.status.success(), "{name} failed: {}", m.status);
+                let mut peak = rss.borrow_mut();
+                *peak = (*peak).max(m.max_rss_kib);
+            })
+        })
+        .collect();
+    // (g) stays second: it is the reference of the ratios.
+    let cat_case = process_cases.remove(0);
+    names.push(cat_case.name.clone());
+    cases.push(cat_case);
+    names.push("(h) attach(pid) + regions_with_usage()".into());
+    cases.push(Case::new("(h) attach(pid) + regions_with_usage()", || {
+        let mut target = vmscope::target::attach(pid).expect("attach");
+        black_box(target.regions_with_usage().expect("regions with usage"));
+    }));
+    for case in process_cases {
+        names.push(case.name.clone());
+        cases.push(case);
+    }
+    let stats = common::run_interleaved(rounds, &mut cases);
+    drop(cases);
+
+    let g = stats[1].median;
+    let mut table = Table::new(&[
+        "case",
+        "median",
+        "min – max",
+        "CPU",
+        "÷ (g)",
+        "per line",
+        "peak RSS",
+    ]);
+    let peak_of = |name: &str| {
+        processes
+            .iter()
+            .zip(&rss)
+            .find(|((n, _), _)| *n == name)
+            .map_or(0, |(_, r)| *r.borrow())
+    };
+    let mut out = Vec::new();
+    for (name, s) in names.into_iter().zip(stats) {
+        let peak = peak_of(&name);
+        table.row(vec![
+            name.clone(),
+            common::fmt_duration(s.median),
+            s.spread(),
+            s.cpu_text(),
+            common::ratio(s.median, g),
+            per_line(s.median, lines),
+            if peak == 0 {
+                "—".into()
+            } else {
+                common::fmt_kib(peak)
+            },
+        ]);
+        out.push(UsageResult {
+            name,
+            stats: s,
+            peak_rss_kib: peak,
+        });
+    }
+    table.print();
+    out
+}
+
+/// The DESIGN budgets checked on the large target (printed, never asserted).
+fn budgets(r: &TargetResult) {
+    let Some(regions) = r.usage.iter().find(|u| u.name.starts_with("(i)")) else {
+        println!("budgets NOT CHECKED: `vmscope regions` did not run");
+        return;
+    };
+    let cat = &r.usage[1].stats;
+    let wall = regions.stats.median.as_secs_f64() / cat.median.as_secs_f64();
+    let cpu = match (regions.stats.cpu, cat.cpu) {
+        (Some(v), Some(c)) if !c.is_zero() => {
+            format!(", CPU {:.2}×", v.as_secs_f64() / c.as_secs_f64())
+        }
+        _ => String::new(),
+    };
+    println!(
+        "budget `regions` ≤ {REGIONS_BUDGET}× `cat smaps` on {} lines: {wall:.2}× wall{cpu} — {}",
+        r.lines,
+        if wall <= REGIONS_BUDGET {
+            "met"
+        } else {
+            "NOT MET"
+        }
+    );
+    println!(
+        "budget vmscope RSS < {} on {} lines: `regions` peaked at {} — {}",
+        common::fmt_kib(RSS_BUDGET_KIB),
+        r.lines,
+        common::fmt_kib(regions.peak_rss_kib),
+        if regions.peak_rss_kib < RSS_BUDGET_KIB {
+            "met"
+        } else {
+            "NOT MET"
+        }
+    );
 }
 
 /// Peak RSS of a fresh copy of this bench doing attach + regions once, beside a copy that does

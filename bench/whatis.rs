@@ -340,7 +340,11 @@ fn check_agreement(
         .iter()
         .map(|r| {
             let l = &r["location"];
-            Some(format!("{}:{}", l["file"].as_str()?, l["line"].as_u64()?))
+            let file = l["file"].as_str()?;
+            Some(match l["line"].as_u64() {
+                Some(line) => format!("{file}:{line}"),
+                None => format!("{file}:?"),
+            })
         })
         .collect();
     let with_symbol = results.iter().filter(|r| !r["symbol"].is_null()).count();

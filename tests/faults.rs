@@ -63,7 +63,11 @@ fn finish(child: Child) -> (Vec<Value>, String, std::process::ExitStatus) {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON ({e}): {l}")))
         .collect();
-    (docs, String::from_utf8_lossy(&out.stderr).into_owned(), out.status)
+    (
+        docs,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status,
+    )
 }
 
 fn send(pid: i32, sig: i32) {
@@ -100,7 +104,10 @@ fn faults_land_in_the_touched_region_and_agree_with_the_fixture() {
         .find(|r| r["start"].is_string() && hex(&r["start"]) == region)
         .unwrap_or_else(|| panic!("no row for the region {region:#x}: {d}"));
     let minor = mine["minor"].as_u64().unwrap();
-    assert!(minor >= k, "{k} pages touched, {minor} faults attributed: {mine}");
+    assert!(
+        minor >= k,
+        "{k} pages touched, {minor} faults attributed: {mine}"
+    );
     assert_eq!(mine["pages"], k, "{mine}");
     assert_eq!(mine["bytes"], k * page, "{mine}");
     assert_eq!(mine["kind"], "private", "{mine}");
@@ -110,26 +117,40 @@ fn faults_land_in_the_touched_region_and_agree_with_the_fixture() {
         own_minflt >= k && own_minflt <= k + 4,
         "the fixture counted {own_minflt} faults for {k} pages"
     );
-    assert!(minor.abs_diff(k) <= 2, "{minor} in the region, {own_minflt} counted by the fixture");
+    assert!(
+        minor.abs_diff(k) <= 2,
+        "{minor} in the region, {own_minflt} counted by the fixture"
+    );
     let elsewhere: u64 = regions
         .iter()
         .filter(|r| !std::ptr::eq(*r, mine))
         .map(|r| r["minor"].as_u64().unwrap() + r["major"].as_u64().unwrap())
         .sum();
-    assert!(elsewhere <= k / 20, "{elsewhere} faults outside the region: {d}");
+    assert!(
+        elsewhere <= k / 20,
+        "{elsewhere} faults outside the region: {d}"
+    );
     // Every fault sampled is counted by the kernel, and nothing was lost.
     assert_eq!(
         d["samples"].as_u64().unwrap(),
         d["minor"].as_u64().unwrap() + d["major"].as_u64().unwrap(),
         "{d}"
     );
-    for p in d["top_pages"].as_array().unwrap().iter().filter(|p| p["detail"] == mine["detail"]) {
+    for p in d["top_pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["detail"] == mine["detail"])
+    {
         let at = hex(&p["page"]);
         assert!(region <= at && at < region + k * page, "{p}");
     }
     let code = &d["top_code"][0];
     let pc = hex(&code["pc"]);
-    assert!(touch <= pc && pc < touch_end, "top code {code} is not in touch()");
+    assert!(
+        touch <= pc && pc < touch_end,
+        "top code {code} is not in touch()"
+    );
     assert_eq!(code["faults"], k, "{code}");
 }
 
@@ -138,7 +159,13 @@ fn text_output_shows_the_tables() {
     let f = Fixture::start("faulty");
     let pid = f.pid();
     let child = Command::new(VMSCOPE)
-        .args(["-p", &pid.to_string(), "--batch", "-ex", "faults 2s --top 3"])
+        .args([
+            "-p",
+            &pid.to_string(),
+            "--batch",
+            "-ex",
+            "faults 2s --top 3",
+        ])
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -187,8 +214,13 @@ fn without_perf_events_it_counts_from_proc_and_says_why() {
     let (docs, err, status) = finish(child);
     assert!(status.success(), "{err}");
     let d = &docs[0];
-    let why = d["fallback"].as_str().unwrap_or_else(|| panic!("no fallback: {d}"));
-    assert!(why.contains("per-region attribution is unavailable"), "{why}");
+    let why = d["fallback"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no fallback: {d}"));
+    assert!(
+        why.contains("per-region attribution is unavailable"),
+        "{why}"
+    );
     assert!(why.contains("ENOSYS") && why.contains("seccomp"), "{why}");
     assert!(d["minor"].as_u64().unwrap() >= k, "{d}");
     assert_eq!(d["samples"], 0);
@@ -200,11 +232,19 @@ fn major_only_and_grouping_flags() {
     let f = Fixture::start("faulty");
     let (docs, out) = json_batch(
         f.pid(),
-        &["faults 300ms --major", "faults 300ms --by page --top 1", "faults 300ms --by symbol"],
+        &[
+            "faults 300ms --major",
+            "faults 300ms --by page --top 1",
+            "faults 300ms --by symbol",
+        ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(docs.len(), 3);
-    assert_eq!(docs[0]["minor"], 0, "--major counts major faults only: {}", docs[0]);
+    assert_eq!(
+        docs[0]["minor"], 0,
+        "--major counts major faults only: {}",
+        docs[0]
+    );
     for d in &docs {
         assert!(d["duration_ms"].as_u64().unwrap() >= 300, "{d}");
         assert!(d["top_pages"].as_array().unwrap().len() <= 10);
@@ -227,7 +267,11 @@ fn bad_input_gets_clear_errors() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(!stderr(&out).contains("panicked"));
-    let e = |i: usize| docs[i]["error"].as_str().unwrap_or_else(|| panic!("{}", docs[i]));
+    let e = |i: usize| {
+        docs[i]["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{}", docs[i]))
+    };
     assert!(e(0).contains("not a duration"), "{}", e(0));
     assert!(e(1).contains("one duration"), "{}", e(1));
     assert!(e(2).contains("cannot group by `colour`"), "{}", e(2));
@@ -248,10 +292,16 @@ fn a_target_that_exits_midway_ends_the_run_with_what_was_seen() {
     f.kill();
     let (docs, err, status) = finish(child);
     assert!(status.success(), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(15), "it waited for the full 20s");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "it waited for the full 20s"
+    );
     let d = &docs[0];
     assert_eq!(d["exited"], true, "{d}");
-    assert!(d["samples"].as_u64().unwrap() >= f.facts["pages"].as_u64().unwrap(), "{d}");
+    assert!(
+        d["samples"].as_u64().unwrap() >= f.facts["pages"].as_u64().unwrap(),
+        "{d}"
+    );
     // And a run on a process that is already gone is a plain error.
     let (docs, out) = json_batch(pid, &["faults 1s"]);
     assert_eq!(out.status.code(), Some(1), "{docs:?}");

@@ -72,7 +72,10 @@ impl Live {
     /// Waits for the `watching` line: the watches are armed on every thread.
     fn armed(&mut self) -> Value {
         let doc = self.next(20);
-        assert!(doc["watching"].is_array(), "expected the armed line, got {doc}");
+        assert!(
+            doc["watching"].is_array(),
+            "expected the armed line, got {doc}"
+        );
         doc
     }
 
@@ -81,7 +84,9 @@ impl Live {
         let status = wait_child(&mut self.child, 30);
         let mut docs = Vec::new();
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
-            docs.push(serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad JSON ({e}): {line}")));
+            docs.push(
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad JSON ({e}): {line}")),
+            );
         }
         let mut err = String::new();
         if let Some(mut e) = self.child.stderr.take() {
@@ -187,13 +192,22 @@ fn every_write_is_reported_with_its_values_and_pc_on_both_backends() {
             assert_eq!(value(&h["new"]), expect + 1, "{backend}: {h}");
             expect += 1;
             let pc = hex(&h["pc"]);
-            assert!(lo <= pc && pc < hi, "{backend}: pc {pc:#x} outside writer {lo:#x}..{hi:#x}");
+            assert!(
+                lo <= pc && pc < hi,
+                "{backend}: pc {pc:#x} outside writer {lo:#x}..{hi:#x}"
+            );
             assert!(h["symbol"].is_string(), "{h}");
         }
         let tids: Vec<i64> = hits.iter().map(|h| h["tid"].as_i64().unwrap()).collect();
-        assert!(tids[..n as usize].iter().all(|&t| t == pid as i64), "{tids:?}");
+        assert!(
+            tids[..n as usize].iter().all(|&t| t == pid as i64),
+            "{tids:?}"
+        );
         let new_tid = tids[n as usize];
-        assert!(new_tid != pid as i64 && tids[n as usize..].iter().all(|&t| t == new_tid), "{tids:?}");
+        assert!(
+            new_tid != pid as i64 && tids[n as usize..].iter().all(|&t| t == new_tid),
+            "{tids:?}"
+        );
         let last = rest.last().expect("the final document");
         assert_eq!(last["watches"][0]["hits"], 2 * n, "{last}");
         assert_eq!(last["run"]["ended"], "count", "{last}");
@@ -219,7 +233,10 @@ fn rw_catches_a_read_on_both_backends() {
         assert_eq!(h["old"], h["new"], "a read changes nothing: {h}");
         assert_eq!(value(&h["new"]), f.facts["initial"].as_u64().unwrap());
         let pc = hex(&h["pc"]);
-        assert!(lo <= pc && pc < hi, "{backend}: pc {pc:#x} outside reader {lo:#x}..{hi:#x}");
+        assert!(
+            lo <= pc && pc < hi,
+            "{backend}: pc {pc:#x} outside reader {lo:#x}..{hi:#x}"
+        );
         assert_eq!(rest.last().unwrap()["watches"][0]["access"], "rw");
         runs_on_without_a_trap(&f);
     }
@@ -273,10 +290,18 @@ fn bad_input_gets_clear_errors() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(!err.contains("panicked"), "{err}");
-    let e = |i: usize| docs[i]["error"].as_str().unwrap_or_else(|| panic!("{i}: {}", docs[i]));
+    let e = |i: usize| {
+        docs[i]["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{i}: {}", docs[i]))
+    };
     assert!(e(0).contains("no watches"), "{}", e(0));
     assert!(e(1).contains("1 to 32 bytes"), "{}", e(1));
-    assert!(e(2).contains("cannot watch reads alone") && e(2).contains("-rw"), "{}", e(2));
+    assert!(
+        e(2).contains("cannot watch reads alone") && e(2).contains("-rw"),
+        "{}",
+        e(2)
+    );
     assert!(e(3).contains("at least 1"), "{}", e(3));
     assert!(e(4).contains("not a duration"), "{}", e(4));
     assert!(e(5).contains("nosuch"), "{}", e(5));
@@ -293,7 +318,12 @@ fn bad_input_gets_clear_errors() {
         e(11)
     );
     assert!(e(12).contains("passive"), "{}", e(12));
-    assert_eq!(docs[13]["watches"].as_array().unwrap().len(), 1, "{}", docs[13]);
+    assert_eq!(
+        docs[13]["watches"].as_array().unwrap().len(),
+        1,
+        "{}",
+        docs[13]
+    );
     assert_eq!(docs[14]["message"], "removed watch 1");
     assert_eq!(docs[15]["watches"].as_array().unwrap().len(), 0);
     assert_eq!(docs.len(), 16);
@@ -315,7 +345,10 @@ fn a_target_that_exits_midway_is_reported() {
         assert_eq!(status.code(), Some(1), "{backend}: {err} {docs:?}");
         let last = docs.last().expect("an error document");
         assert!(
-            last["error"].as_str().unwrap().contains(&format!("process {pid} exited")),
+            last["error"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("process {pid} exited")),
             "{backend}: {last}"
         );
         assert!(!err.contains("panicked"), "{err}");
@@ -393,11 +426,17 @@ fn passive_watch_works_while_gdb_owns_the_process() {
     for h in &hits {
         assert_eq!(h["tid"], pid, "{h}");
         let pc = hex(&h["pc"]);
-        assert!(lo <= pc && pc < hi, "pc {pc:#x} outside writer {lo:#x}..{hi:#x}");
+        assert!(
+            lo <= pc && pc < hi,
+            "pc {pc:#x} outside writer {lo:#x}..{hi:#x}"
+        );
         assert!(h["old"].is_null() && h["new"].is_null(), "{h}");
     }
     let last = rest.last().unwrap();
-    assert!(last["note"].as_str().unwrap().contains("not available"), "{last}");
+    assert!(
+        last["note"].as_str().unwrap().contains("not available"),
+        "{last}"
+    );
     assert_eq!(tracer_pid(pid), Some(gdb_pid), "gdb still owns it");
     let _ = gdb.kill();
     let _ = gdb.wait();
@@ -426,7 +465,16 @@ fn text_output_names_thread_values_and_hit() {
     let mut text = String::new();
     std::io::Read::read_to_string(&mut out, &mut text).unwrap();
     assert!(status.success(), "{text}");
-    assert!(text.contains(&format!("#1 watch 1 ({:#x}): thread {pid} at 0x", f.addr("watched"))), "{text}");
+    assert!(
+        text.contains(&format!(
+            "#1 watch 1 ({:#x}): thread {pid} at 0x",
+            f.addr("watched")
+        )),
+        "{text}"
+    );
     assert!(text.contains("0x64 -> 0x65"), "{text}");
-    assert!(text.contains("5 hits (perf-sigtrap; the hit count was reached)"), "{text}");
+    assert!(
+        text.contains("5 hits (perf-sigtrap; the hit count was reached)"),
+        "{text}"
+    );
 }

@@ -22,6 +22,10 @@ pub struct Stats {
     pub median: Duration,
     pub min: Duration,
     pub max: Duration,
+    /// Median CPU time (user + system) of this process and of the children it reaped during a
+    /// run, when [`run_interleaved`] measured it. On a loaded machine wall time includes waiting
+    /// for a CPU; this does not.
+    pub cpu: Option<Duration>,
 }
 
 impl Stats {
@@ -40,7 +44,13 @@ impl Stats {
             median,
             min: samples[0],
             max: samples[n - 1],
+            cpu: None,
         }
+    }
+
+    /// The median CPU time, or `—` when it was not measured.
+    pub fn cpu_text(&self) -> String {
+        self.cpu.map_or("—".into(), fmt_duration)
     }
 
     /// `min – max`, for the spread column.
@@ -66,20 +76,58 @@ impl<'a> Case<'a> {
 
 /// Runs every case once to warm up, then `rounds` rounds in which each case runs once, in
 /// order. Interleaving spreads the drift of a shared, noisy machine over all cases instead of
-/// charging it to whichever ran during a busy second.
+/// charging it to whichever ran during a busy second. Wall time and CPU time (see
+/// [`cpu_time`]) are both recorded.
 pub fn run_interleaved(rounds: usize, cases: &mut [Case<'_>]) -> Vec<Stats> {
     for case in cases.iter_mut() {
         (case.run)();
     }
-    let mut samples = vec![Vec::with_capacity(rounds); cases.len()];
+    let mut wall = vec![Vec::with_capacity(rounds); cases.len()];
+    let mut cpu = vec![Vec::with_capacity(rounds); cases.len()];
     for _ in 0..rounds {
-        for (case, out) in cases.iter_mut().zip(samples.iter_mut()) {
+        for ((case, wall), cpu) in cases.iter_mut().zip(wall.iter_mut()).zip(cpu.iter_mut()) {
+            let c = cpu_time();
             let t = Instant::now();
             (case.run)();
-            out.push(t.elapsed());
+            wall.push(t.elapsed());
+            cpu.push(cpu_time().saturating_sub(c));
         }
     }
-    samples.into_iter().map(Stats::of).collect()
+    wall.into_iter()
+        .zip(cpu)
+        .map(|(wall, cpu)| Stats {
+            cpu: Some(Stats::of(cpu).median),
+            ..Stats::of(wall)
+        })
+        .collect()
+}
+
+/// CPU time used so far by this process (all threads, nanosecond clock) plus by every child it
+/// has reaped (`RUSAGE_CHILDREN`, microseconds): the difference across a run is that run's CPU
+/// cost, whether the work happened here or in a process it started and waited for.
+pub fn cpu_time() -> Duration {
+    // SAFETY: both are plain C structs the calls fill in; all-zero is a valid value of each.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    let mut children: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pointers are to live locals of the types the calls expect.
+    let (r1, r2) = unsafe {
+        (
+            libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts),
+            libc::getrusage(libc::RUSAGE_CHILDREN, &mut children),
+        )
+    };
+    let mut total = Duration::ZERO;
+    if r1 == 0 {
+        total += Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+    }
+    if r2 == 0 {
+        total += timeval(children.ru_utime) + timeval(children.ru_stime);
+    }
+    total
+}
+
+fn timeval(tv: libc::timeval) -> Duration {
+    Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64)
 }
 
 /// How many rounds to run: `VMSCOPE_BENCH_ITERS` when set, else `default`.
@@ -218,6 +266,24 @@ impl Drop for ChildGuard {
 /// Runs `cmd` to the end and returns how long it took (spawn to reap), its status and its peak
 /// resident set in KiB (`ru_maxrss` from `wait4`, the child's own, not the sum of all children).
 pub fn run_measured(cmd: &mut Command) -> std::io::Result<(Duration, ExitStatus, u64)> {
+    let m = run_measured_usage(cmd)?;
+    Ok((m.elapsed, m.status, m.max_rss_kib))
+}
+
+/// What [`run_measured_usage`] learnt about one run of a command.
+#[derive(Clone, Copy, Debug)]
+pub struct Measured {
+    /// Spawn to reap.
+    pub elapsed: Duration,
+    pub status: ExitStatus,
+    /// The child's own peak resident set (`ru_maxrss`), KiB.
+    pub max_rss_kib: u64,
+    /// The child's own user + system CPU time.
+    pub cpu: Duration,
+}
+
+/// Runs `cmd` to the end; its time, status, peak RSS and CPU time from `wait4`.
+pub fn run_measured_usage(cmd: &mut Command) -> std::io::Result<Measured> {
     use std::os::unix::process::ExitStatusExt;
     let start = Instant::now();
     let child = cmd.spawn()?;
@@ -239,11 +305,12 @@ pub fn run_measured(cmd: &mut Command) -> std::io::Result<(Duration, ExitStatus,
     }
     let elapsed = start.elapsed();
     drop(child); // already reaped: dropping a std Child neither kills nor waits
-    Ok((
+    Ok(Measured {
         elapsed,
-        ExitStatus::from_raw(status),
-        usage.ru_maxrss.max(0) as u64,
-    ))
+        status: ExitStatus::from_raw(status),
+        max_rss_kib: usage.ru_maxrss.max(0) as u64,
+        cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
+    })
 }
 
 /// Runs `cmd` once with its output captured, and fails with what it printed unless it exits 0.
@@ -282,6 +349,22 @@ pub fn on_path(program: &str) -> bool {
 /// The crate's root directory.
 pub fn crate_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The release vmscope binary the running bench was built with (cargo builds the crate's binaries
+/// before its benches, into target/release), built with `cargo build --release` if missing.
+pub fn vmscope_binary() -> PathBuf {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_vmscope"));
+    if !bin.is_file() {
+        println!("{} is missing: cargo build --release", bin.display());
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--bin", "vmscope"])
+            .current_dir(crate_dir())
+            .status()
+            .expect("run cargo build --release");
+        assert!(status.success(), "cargo build --release failed");
+    }
+    bin
 }
 
 /// Builds fixtures/NAME.c with `cc -O2` into the target directory (rebuilt when the source is

@@ -173,7 +173,10 @@ impl Tally {
         for s in batch {
             self.samples += 1;
             self.major += u64::from(s.major);
-            self.pages.entry(s.addr.get() & !(page - 1)).or_default().add(s);
+            self.pages
+                .entry(s.addr.get() & !(page - 1))
+                .or_default()
+                .add(s);
             *self.code.entry(s.pc.get()).or_default() += 1;
         }
     }

@@ -8,11 +8,12 @@ use super::flags::Flags;
 use super::{Invocation, Output, Session};
 use crate::addr::VirtAddr;
 use crate::error::{Error, Result};
-use crate::regions::Backing;
 use crate::regions::classify::{self, Explained};
 use crate::regions::elf::ImagePart;
 use crate::regions::kind::Kind;
+use crate::regions::{Backing, Perms};
 use serde::Serialize;
+use std::borrow::Cow;
 
 pub const SWITCHES: &[&str] = &["--all", "--bytes"];
 
@@ -75,11 +76,11 @@ pub struct Band {
     pub kind: Option<Kind>,
     /// `.text`, `libc.so.6`, `thread 4242 stack`, `free`... (unescaped: it may come from the
     /// target).
-    pub label: String,
+    pub label: Cow<'static, str>,
     /// What lives there, for people learning it.
-    pub note: String,
+    pub note: Cow<'static, str>,
     /// The permissions of its regions (each distinct value once, in address order).
-    pub perms: Vec<String>,
+    pub perms: Vec<Perms>,
     /// How many mappings it holds (0 for gaps).
     pub regions: u64,
     /// Bytes mapped in it (less than `size` when a folded band spans small gaps).
@@ -172,7 +173,7 @@ fn part_note(part: ImagePart) -> &'static str {
     }
 }
 
-fn band(start: u64, end: u64, section: Section, label: impl Into<String>) -> Band {
+fn band(start: u64, end: u64, section: Section, label: impl Into<Cow<'static, str>>) -> Band {
     Band {
         start: VirtAddr(start),
         last: VirtAddr(end.wrapping_sub(1)),
@@ -180,7 +181,7 @@ fn band(start: u64, end: u64, section: Section, label: impl Into<String>) -> Ban
         section,
         kind: None,
         label: label.into(),
-        note: String::new(),
+        note: Cow::Borrowed(""),
         perms: Vec::new(),
         regions: 0,
         mapped: 0,
@@ -200,7 +201,7 @@ fn unit(e: &Explained, exe: Option<&str>) -> Unit {
     let r = &e.region;
     let mut b = band(r.start.get(), r.end.get(), Section::Mmap, "");
     b.kind = Some(e.kind);
-    b.perms = vec![r.perms.to_string()];
+    b.perms = vec![r.perms];
     b.regions = 1;
     b.mapped = r.size();
     if let Some(u) = &r.usage {
@@ -221,13 +222,13 @@ fn unit(e: &Explained, exe: Option<&str>) -> Unit {
             let part = e.part.expect("image_name needs a part");
             b.section = Section::Image;
             b.part = Some(part);
-            b.label = part.name().to_string();
-            b.note = part_note(part).to_string();
+            b.label = part.name().into();
+            b.note = part_note(part).into();
             Group::Alone
         }
         Kind::Image => {
             let name = image.unwrap_or(&e.detail).to_string();
-            b.label = name.clone();
+            b.label = name.clone().into();
             b.note = if name.starts_with("ld-linux") || name.starts_with("ld.so") {
                 "the dynamic loader, which mapped the libraries".into()
             } else if name.starts_with("libc.so") {
@@ -259,7 +260,7 @@ fn unit(e: &Explained, exe: Option<&str>) -> Unit {
         }
         Kind::Stack => {
             let tid = e.tid.unwrap_or(0);
-            b.label = format!("thread {tid} stack");
+            b.label = format!("thread {tid} stack").into();
             b.grows = Some(Grows::Down);
             b.note = "a thread's stack, with a guard page below it".into();
             Group::ThreadStack(tid)
@@ -272,7 +273,7 @@ fn unit(e: &Explained, exe: Option<&str>) -> Unit {
         }
         Kind::Guard if e.detail.ends_with(" (reserved)") => {
             let name = e.detail.trim_end_matches(" (reserved)").to_string();
-            b.label = name.clone();
+            b.label = name.clone().into();
             b.note = "a shared library: its code and data".into();
             Group::Library(name)
         }
@@ -283,7 +284,7 @@ fn unit(e: &Explained, exe: Option<&str>) -> Unit {
                 .and_then(|s| s.strip_suffix(" stack"))
                 .and_then(|s| s.parse().ok())
             {
-                b.label = format!("thread {tid} stack");
+                b.label = format!("thread {tid} stack").into();
                 b.note = "a thread's stack, with a guard page below it".into();
                 Group::ThreadStack(tid)
             } else if e.detail.starts_with("arena ") {
@@ -298,18 +299,18 @@ fn unit(e: &Explained, exe: Option<&str>) -> Unit {
         }
         Kind::System => {
             b.section = Section::System;
-            b.label = r.backing.label();
+            b.label = r.backing.label().into();
             b.note = "from the kernel: vDSO code for fast clock_gettime, and its data".into();
             Group::System
         }
         Kind::File => {
             let name = basename(&e.detail).to_string();
-            b.label = label_or(&name, "file");
+            b.label = label_or(&name, "file").into();
             b.note = "a file mapped into memory (mmap)".into();
             Group::File(e.detail.clone())
         }
         Kind::Shared => {
-            b.label = label_or(basename(&e.detail), "shared memory");
+            b.label = label_or(basename(&e.detail), "shared memory").into();
             b.note = "shared memory: other processes may map the same pages".into();
             Group::Shared(e.detail.clone())
         }
@@ -332,7 +333,7 @@ fn absorb(into: &mut Band, b: &Band) {
         .wrapping_add(1);
     for p in &b.perms {
         if !into.perms.contains(p) {
-            into.perms.push(p.clone());
+            into.perms.push(*p);
         }
     }
     into.regions += b.regions;
@@ -383,8 +384,8 @@ fn user_bands(regions: &[&Explained], exe: Option<&str>, user_top: u64, all: boo
                     && prev.group != Group::Alone
                     && prev.band.last.get().wrapping_add(1) == s =>
             {
-                if prev.group == Group::System && !prev.band.label.contains(&u.band.label) {
-                    prev.band.label = format!("{} {}", prev.band.label, u.band.label);
+                if prev.group == Group::System && !prev.band.label.contains(&*u.band.label) {
+                    prev.band.label = format!("{} {}", prev.band.label, u.band.label).into();
                 }
                 absorb(&mut prev.band, &u.band);
             }
@@ -396,7 +397,7 @@ fn user_bands(regions: &[&Explained], exe: Option<&str>, user_top: u64, all: boo
     }
     for u in &mut units {
         if u.band.regions > 1 && u.group == Group::Anonymous {
-            u.band.label = format!("anonymous memory ({} mappings)", u.band.regions);
+            u.band.label = format!("anonymous memory ({} mappings)", u.band.regions).into();
         }
     }
     let mut bands: Vec<Band> = units.into_iter().map(|u| u.band).collect();
@@ -409,7 +410,7 @@ fn user_bands(regions: &[&Explained], exe: Option<&str>, user_top: u64, all: boo
 
 /// Folds the smaller bands of the mmap area (and the small gaps between them) into "N more
 /// mappings" bands, keeping the [`MMAP_BANDS`] largest.
-fn fold_small_mappings(bands: Vec<Band>) -> Vec<Band> {
+fn fold_small_mappings(mut bands: Vec<Band>) -> Vec<Band> {
     let mmap: Vec<usize> = (0..bands.len())
         .filter(|&i| bands[i].section == Section::Mmap)
         .collect();
@@ -425,6 +426,7 @@ fn fold_small_mappings(bands: Vec<Band>) -> Vec<Band> {
     for &i in by_size.iter().take(MMAP_BANDS - 1) {
         keep[i] = bands[i].mapped > cutoff;
     }
+    let take = |b: &mut Band| std::mem::replace(b, band(0, 0, Section::Free, ""));
     let foldable = |b: &Band, i: usize| {
         !keep[i]
             && (b.section == Section::Mmap || (b.section == Section::Free && b.size < KEEP_GAP))
@@ -433,7 +435,7 @@ fn fold_small_mappings(bands: Vec<Band>) -> Vec<Band> {
     let mut i = 0;
     while i < bands.len() {
         if !(bands[i].section == Section::Mmap && foldable(&bands[i], i)) {
-            out.push(bands[i].clone());
+            out.push(take(&mut bands[i]));
             i += 1;
             continue;
         }
@@ -446,7 +448,7 @@ fn fold_small_mappings(bands: Vec<Band>) -> Vec<Band> {
             j -= 1;
         }
         if j == i {
-            out.push(bands[i].clone());
+            out.push(take(&mut bands[i]));
             i += 1;
             continue;
         }
@@ -471,9 +473,9 @@ fn fold_small_mappings(bands: Vec<Band>) -> Vec<Band> {
         }
         merged.kind = (kinds.len() == 1).then(|| kinds[0].0);
         merged.grows = None;
-        merged.label = format!("{} more mappings", merged.regions);
+        merged.label = format!("{} more mappings", merged.regions).into();
         let parts: Vec<String> = kinds.iter().map(|&(k, n)| kind_count(k, n)).collect();
-        merged.note = format!("{} (`layout --all` draws each)", parts.join(", "));
+        merged.note = format!("{} (`layout --all` draws each)", parts.join(", ")).into();
         out.push(merged);
         i = j + 1;
     }
@@ -511,7 +513,7 @@ fn name_free_bands(bands: &mut [Band]) {
         }
         let below = i.checked_sub(1).map(|j| sections[j]);
         let above = sections.get(i + 1).copied();
-        b.note = match (below, above) {
+        b.note = Cow::Borrowed(match (below, above) {
             (Some(Section::Image), Some(Section::Heap)) => {
                 "unmapped: the heap starts a random distance above the program (ASLR)"
             }
@@ -521,10 +523,9 @@ fn name_free_bands(bands: &mut [Band]) {
             (_, Some(Section::Stack)) => "unmapped: room for the stack to grow down, and ASLR",
             (Some(Section::Stack), None) => "unmapped: the stack's top is placed randomly (ASLR)",
             _ => "unmapped",
-        }
-        .to_string();
+        });
         if b.size == largest {
-            b.note.push_str(" (the largest free block)");
+            b.note.to_mut().push_str(" (the largest free block)");
         }
     }
 }

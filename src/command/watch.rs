@@ -180,8 +180,7 @@ pub fn run_watch(session: &mut Session, inv: &Invocation<'_>) -> Result<Output> 
         }
         _ => return Err(inv.usage_error("watch takes an address and optionally a length")),
     };
-    if new_watch.is_none() && (flags.has("-w") || flags.has("-rw") || flags.has("-r") || passive)
-    {
+    if new_watch.is_none() && (flags.has("-w") || flags.has("-rw") || flags.has("-r") || passive) {
         return Err(inv.usage_error("-w, -rw, -r and --passive go with an address to watch"));
     }
     let settings = session.settings;
@@ -250,7 +249,10 @@ pub fn run_watch(session: &mut Session, inv: &Invocation<'_>) -> Result<Output> 
     };
     let run = target.watch_wait(until, count, &mut on_event)?;
     let watches: Vec<WatchRow> = target.watch_list()?.iter().map(WatchRow::of).collect();
-    let note = watches.iter().any(|w| w.passive).then(|| PASSIVE_NOTE.to_string());
+    let note = watches
+        .iter()
+        .any(|w| w.passive)
+        .then(|| PASSIVE_NOTE.to_string());
     Ok(Output::Watches(WatchesOut {
         watches,
         run: Some(run),
@@ -266,7 +268,10 @@ pub fn run_watches(session: &mut Session, inv: &Invocation<'_>) -> Result<Output
         .iter()
         .map(WatchRow::of)
         .collect();
-    let note = watches.iter().any(|w| w.passive).then(|| PASSIVE_NOTE.to_string());
+    let note = watches
+        .iter()
+        .any(|w| w.passive)
+        .then(|| PASSIVE_NOTE.to_string());
     Ok(Output::Watches(WatchesOut {
         watches,
         run: None,
@@ -326,7 +331,10 @@ mod tests {
     #[test]
     fn values() {
         assert_eq!(format_value(&[5, 0, 0, 0]), "0x5");
-        assert_eq!(format_value(&[0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11]), "0x1122334455667788");
+        assert_eq!(
+            format_value(&[0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11]),
+            "0x1122334455667788"
+        );
         assert_eq!(format_value(&[1; 9]), "01 01 01 01 01 01 01 01 01");
     }
 }

@@ -30,6 +30,8 @@ pub const DEFAULT_DEPTH: u64 = 3;
 const MAX_DEPTH: u64 = 16;
 /// Longest string shown for memory that holds text.
 const MAX_STRING: usize = 64;
+/// Shortest: four letters are as likely an integer (0x5741434b reads "KCAW").
+const MIN_STRING: usize = 5;
 
 /// The region holding an address.
 #[derive(Debug, Clone, Serialize)]
@@ -99,7 +101,8 @@ pub struct Whatis {
     pub chain: Vec<String>,
     /// For each element of `chain`, the short whatis of where it points (null: nowhere).
     pub chain_what: Vec<Option<String>>,
-    /// The text stored at the address, when it holds a printable C string.
+    /// The text stored at the address, when it holds a printable C string (5 characters or
+    /// more, cut at 64).
     pub string: Option<String>,
     pub module: Option<ModuleInfo>,
     pub gap: Option<GapRef>,
@@ -377,22 +380,11 @@ impl Context<'_> {
         }
     }
 
-    /// The printable C string at `addr` (at least 4 characters), if there is one.
+    /// The printable C string at `addr`, if there is one.
     fn string_at(&mut self, addr: VirtAddr) -> Option<String> {
         let mut buf = [0u8; MAX_STRING + 1];
         let n = self.target.read(addr, &mut buf).ok()?;
-        let bytes = &buf[..n];
-        let end = bytes.iter().position(|&b| b == 0).unwrap_or(n.min(MAX_STRING));
-        let text = &bytes[..end];
-        let printable = |b: &u8| b.is_ascii_graphic() || matches!(*b, b' ' | b'\n' | b'\t');
-        if text.len() < 4 || !text.iter().all(printable) {
-            return None;
-        }
-        let mut s = String::from_utf8_lossy(text).into_owned();
-        if end == MAX_STRING {
-            s.push_str("...");
-        }
-        Some(s)
+        c_string(&buf[..n])
     }
 
     /// The short whatis of an address a value points to: the symbol (`main+17`), the stack of
@@ -417,10 +409,14 @@ impl Context<'_> {
     /// while it points into the process, up to `depth` values; stops at code, at a string, and
     /// at a loop.
     fn telescope(&mut self, w: &mut Whatis, depth: u64) {
-        w.string = self.string_at(w.address);
-        let Some(mut value) = self.read_word(w.address) else {
+        // One read for the value and the string.
+        let mut buf = [0u8; MAX_STRING + 1];
+        let n = self.target.read(w.address, &mut buf).unwrap_or(0);
+        w.string = c_string(&buf[..n]);
+        if n < 8 {
             return;
-        };
+        }
+        let mut value = u64::from_le_bytes(buf[..8].try_into().expect("8 bytes"));
         w.value = Some(format!("{value:#x}"));
         let mut visited = vec![w.address.get()];
         for _ in 0..depth {
@@ -449,4 +445,24 @@ impl Context<'_> {
             }
         }
     }
+}
+
+/// The printable C string `bytes` start with (at least [`MIN_STRING`] characters; cut at
+/// [`MAX_STRING`]).
+fn c_string(bytes: &[u8]) -> Option<String> {
+    let n = bytes.len();
+    let end = bytes
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(n.min(MAX_STRING));
+    let text = &bytes[..end];
+    let printable = |b: &u8| b.is_ascii_graphic() || matches!(*b, b' ' | b'\n' | b'\t');
+    if text.len() < MIN_STRING || !text.iter().all(printable) {
+        return None;
+    }
+    let mut s = String::from_utf8_lossy(text).into_owned();
+    if end == MAX_STRING {
+        s.push_str("...");
+    }
+    Some(s)
 }

@@ -58,9 +58,10 @@ fn base(region: &Region) -> (Kind, String) {
 /// Classifies `regions` (sorted by address) of `target`.
 /// A target that carries its own classification (a snapshot) gives that instead.
 pub fn explain(target: &mut dyn Target, regions: Vec<Region>) -> Result<Vec<Explained>> {
-    if let Some(saved) = target.classified() {
-        return Ok(saved);
-    }
+    let regions = match target.classified(regions) {
+        Ok(saved) => return Ok(saved),
+        Err(regions) => regions,
+    };
     let pid = target.info().pid;
     let page = target.info().page_size;
     let threads = target.threads()?;

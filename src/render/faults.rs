@@ -126,7 +126,11 @@ fn code(f: &FaultsOut, style: Style, w: &mut dyn Write) -> io::Result<()> {
         style.heading(format!("{:<18} {:>7}  SYMBOL", "TOP CODE", "FAULTS"))
     )?;
     for c in &f.top_code {
-        let mut name = c.symbol.as_deref().map_or("?".into(), escape_str).into_owned();
+        let mut name = c
+            .symbol
+            .as_deref()
+            .map_or("?".into(), escape_str)
+            .into_owned();
         if let Some(l) = &c.location {
             name += &format!(" {}", style.dim(escape_str(l)));
         }

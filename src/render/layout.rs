@@ -17,7 +17,7 @@ const W: usize = 38;
 const AW: usize = 18;
 
 fn paint_of(b: &Band) -> Paint {
-    if b.perms.len() == 1 && b.perms[0].contains('w') && b.perms[0].contains('x') {
+    if b.perms.len() == 1 && b.perms[0].write && b.perms[0].exec {
         return Paint::WriteExec;
     }
     match (b.section, b.kind) {
@@ -195,7 +195,7 @@ fn band(out: &LayoutOut, b: &Band, style: Style, w: &mut dyn Write) -> io::Resul
     let label = fit(&format!("{}{arrow}", escape_str(&b.label)), lw);
     let text = format!(" {label} {size:>7} ");
     let perms = match b.perms.as_slice() {
-        [one] => one.clone(),
+        [one] => one.to_string(),
         _ => String::new(),
     };
     let rss = if out.usage && b.regions > 0 {

@@ -74,17 +74,17 @@ fn row(w: &mut dyn Write, style: Style, label: &str, text: impl AsRef<str>) -> i
 }
 
 fn one(x: &Whatis, style: Style, w: &mut dyn Write) -> io::Result<()> {
-    let mut headline = style.addr(x.address).to_string();
+    let mut headline = format!("{}:", style.addr(x.address));
     if let Some(s) = symbol_text(x) {
-        headline.push_str(&format!(" is {s}"));
+        headline.push_str(&format!(" {s}"));
     }
     match (&x.region, &x.gap) {
         (Some(r), _) => headline.push_str(&format!(
             " in {}",
-            style.paint(paint_of(r), format!("{} ({})", esc(&r.detail), r.kind))
+            style.paint(paint_of(r), format!("{} {}", r.kind, esc(&r.detail)).trim_end())
         )),
-        (None, Some(_)) => headline.push_str(" is in free space"),
-        (None, None) => headline.push_str(" is outside the user address space"),
+        (None, Some(_)) => headline.push_str(" in free space"),
+        (None, None) => headline.push_str(" outside the user address space"),
     }
     writeln!(w, "{headline}")?;
     if let (Some(r), Some(off)) = (&x.region, x.offset_in_region) {

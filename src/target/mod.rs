@@ -200,10 +200,15 @@ pub trait Target {
         Err(self.unsupported("memory usage per region"))
     }
 
-    /// The regions already classified, for a target that carries its classification with it (a
-    /// saved snapshot): `classify::explain` returns these instead of classifying again.
-    fn classified(&mut self) -> Option<Vec<crate::regions::classify::Explained>> {
-        None
+    /// For a target that carries its classification with it (a saved snapshot): `regions`, as
+    /// this target gave them, with their saved kinds and details; `classify::explain` returns
+    /// these instead of classifying again. Others give the regions back (`Err`).
+    #[allow(clippy::result_large_err)]
+    fn classified(
+        &mut self,
+        regions: Vec<Region>,
+    ) -> std::result::Result<Vec<crate::regions::classify::Explained>, Vec<Region>> {
+        Err(regions)
     }
 
     /// Opens the file behind a file-backed region (the very file mapped, even when its path was

@@ -532,8 +532,32 @@ impl Target for SnapshotTarget {
             .collect())
     }
 
-    fn classified(&mut self) -> Option<Vec<Explained>> {
-        Some(self.snapshot.regions.clone())
+    fn classified(
+        &mut self,
+        regions: Vec<Region>,
+    ) -> std::result::Result<Vec<Explained>, Vec<Region>> {
+        let saved = &self.snapshot.regions;
+        let find = |r: &Region| {
+            let i = saved.partition_point(|e| e.region.start < r.start);
+            saved.get(i).filter(|e| e.region.end == r.end)
+        };
+        if !regions.iter().all(|r| find(r).is_some()) {
+            return Err(regions);
+        }
+        Ok(regions
+            .into_iter()
+            .map(|region| {
+                let e = find(&region).expect("checked above");
+                Explained {
+                    kind: e.kind,
+                    detail: e.detail.clone(),
+                    sharing: e.sharing,
+                    tid: e.tid,
+                    part: e.part,
+                    region,
+                }
+            })
+            .collect())
     }
 
     fn mapped_file(&mut self, _region: &Region) -> Result<std::fs::File> {

@@ -150,7 +150,11 @@ impl Watches {
                 "x86 debug registers cannot watch reads alone: use -rw to catch reads or writes",
             ));
         }
-        if addr.get().checked_add(len).is_none_or(|end| end > arch::USER_END) {
+        if addr
+            .get()
+            .checked_add(len)
+            .is_none_or(|end| end > arch::USER_END)
+        {
             return Err(Error::usage(format!(
                 "{addr} is not a user-space address: hardware watchpoints watch the program's \
                  own memory"
@@ -274,7 +278,11 @@ impl HitCounter<'_> {
         let watch = &mut p.watches.list[w];
         watch.info.hits += 1;
         self.total += 1;
-        let old = if new.is_some() { watch.last.clone() } else { None };
+        let old = if new.is_some() {
+            watch.last.clone()
+        } else {
+            None
+        };
         let hit = WatchHit {
             id: watch.info.id,
             tid,
@@ -610,10 +618,8 @@ fn run_stopping(
                     tracer.resume_one(tid, None)?;
                 }
             }
-            WaitStatus::Exited(..) | WaitStatus::Signaled(..) => {
-                if tracer.tids().is_empty() {
-                    return Ok("exited");
-                }
+            WaitStatus::Exited(..) | WaitStatus::Signaled(..) if tracer.tids().is_empty() => {
+                return Ok("exited");
             }
             _ => {}
         }
@@ -677,8 +683,8 @@ fn passive(
     let pid = p.pid();
     let slots = p.watches.slots();
     let plain: Vec<Slot> = slots.iter().map(|&(_, s)| s).collect();
-    let mut events = perf::PassiveBreakpoints::open(pid, &plain)
-        .map_err(|e| perf::breakpoint_error(pid, e))?;
+    let mut events =
+        perf::PassiveBreakpoints::open(pid, &plain).map_err(|e| perf::breakpoint_error(pid, e))?;
     let mut hits = HitCounter {
         total: 0,
         max: max_hits,
@@ -947,12 +953,17 @@ mod tests {
 
     #[test]
     fn pieces_are_aligned_and_cover_the_range() {
-        let cases: &[(u64, u64, &[(u64, u8)])] = &[
+        type Case = (u64, u64, &'static [(u64, u8)]);
+        let cases: &[Case] = &[
             (0x1000, 8, &[(0x1000, 8)]),
             (0x1000, 4, &[(0x1000, 4)]),
             (0x1004, 8, &[(0x1004, 4), (0x1008, 4)]),
             (0x1001, 3, &[(0x1001, 1), (0x1002, 2)]),
-            (0x1000, 32, &[(0x1000, 8), (0x1008, 8), (0x1010, 8), (0x1018, 8)]),
+            (
+                0x1000,
+                32,
+                &[(0x1000, 8), (0x1008, 8), (0x1010, 8), (0x1018, 8)],
+            ),
             (0x1003, 6, &[(0x1003, 1), (0x1004, 4), (0x1008, 1)]),
         ];
         for &(addr, len, want) in cases {
@@ -969,7 +980,10 @@ mod tests {
             .add("b", VirtAddr(0x2001), 8, WatchAccess::Write, false)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("need 4 hardware slots") && e.contains("2 of the 4"), "{e}");
+        assert!(
+            e.contains("need 4 hardware slots") && e.contains("2 of the 4"),
+            "{e}"
+        );
         w.add("c", VirtAddr(0x3000), 16, WatchAccess::ReadWrite, false)
             .unwrap();
         let e = w
@@ -982,8 +996,19 @@ mod tests {
                 .is_err()
         );
         assert_eq!(w.clear(Some(1)).unwrap(), vec![1]);
-        assert!(w.clear(Some(9)).unwrap_err().to_string().contains("no watch 9"));
-        assert!(w.add("z", VirtAddr(0x1000), 0, WatchAccess::Write, false).is_err());
-        assert!(w.add("z", VirtAddr(0x1000), 33, WatchAccess::Write, false).is_err());
+        assert!(
+            w.clear(Some(9))
+                .unwrap_err()
+                .to_string()
+                .contains("no watch 9")
+        );
+        assert!(
+            w.add("z", VirtAddr(0x1000), 0, WatchAccess::Write, false)
+                .is_err()
+        );
+        assert!(
+            w.add("z", VirtAddr(0x1000), 33, WatchAccess::Write, false)
+                .is_err()
+        );
     }
 }

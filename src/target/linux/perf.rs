@@ -295,20 +295,25 @@ impl PassiveBreakpoints {
     pub fn open(pid: i32, slots: &[Slot]) -> io::Result<PassiveBreakpoints> {
         let page = super::page_size() as usize;
         let slots = slots.to_vec();
-        let events = Sampled::open(pid, slots.len(), &[64 * page, 4 * page], &move |tid, cpu, i| {
-            let mut b = Builder::new(bp_event(&slots[i]));
-            b.observe_pid(tid)
-                .one_cpu(cpu)
-                .sample_period(1)
-                .sample(SampleFlag::IP | SampleFlag::TID)
-                .inherit(true)
-                .inherit_thread(true)
-                .exclude_kernel(true)
-                .exclude_hv(true)
-                .wakeup_events(1)
-                .enabled(true);
-            b
-        })?;
+        let events = Sampled::open(
+            pid,
+            slots.len(),
+            &[64 * page, 4 * page],
+            &move |tid, cpu, i| {
+                let mut b = Builder::new(bp_event(&slots[i]));
+                b.observe_pid(tid)
+                    .one_cpu(cpu)
+                    .sample_period(1)
+                    .sample(SampleFlag::IP | SampleFlag::TID)
+                    .inherit(true)
+                    .inherit_thread(true)
+                    .exclude_kernel(true)
+                    .exclude_hv(true)
+                    .wakeup_events(1)
+                    .enabled(true);
+                b
+            },
+        )?;
         Ok(PassiveBreakpoints {
             pid,
             events,
@@ -346,7 +351,13 @@ impl PassiveBreakpoints {
         self.events.disable();
         let mut ignored = Vec::new();
         self.drain(&mut ignored);
-        let tags = self.events.streams.iter().map(|s| s.tag + 1).max().unwrap_or(0);
+        let tags = self
+            .events
+            .streams
+            .iter()
+            .map(|s| s.tag + 1)
+            .max()
+            .unwrap_or(0);
         let counts = self.events.counts(tags);
         let samples = self.events.samples(tags);
         let counted: u64 = counts
@@ -412,7 +423,10 @@ fn poll_streams(streams: &mut [Stream], timeout: Duration) {
 fn process_alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.trim_start().starts_with(['Z', 'X'])))
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| r.trim_start().starts_with(['Z', 'X']))
+        })
         == Some(false)
 }
 
