@@ -339,11 +339,15 @@ fn vmscope_watch(vmscope: &Path, target: &Target, seq: &mut u64, backend: &str, 
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let armed = lines.next().expect("armed line").unwrap();
     assert!(armed.contains("\"watching\""), "{armed}");
+    // Read the hits as they come: a full pipe would hold vmscope, and with it the hitting thread.
+    let counter = std::thread::spawn(move || {
+        lines
+            .filter(|l| l.as_ref().is_ok_and(|l| l.contains("\"hit\"")))
+            .count()
+    });
     let t = timed_writes(target, seq);
-    let reported = lines
-        .filter(|l| l.as_ref().is_ok_and(|l| l.contains("\"hit\"")))
-        .count();
     let _ = child.wait();
+    let reported = counter.join().unwrap();
     assert_eq!(
         reported as u64, hits,
         "vmscope reported {reported} of {hits} hits"

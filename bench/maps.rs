@@ -443,26 +443,23 @@ fn budgets(r: &TargetResult) {
 }
 
 /// Peak RSS of a fresh copy of this bench doing attach + regions once, beside a copy that does
-/// nothing (the floor of the bench binary itself).
+/// nothing (the floor of the bench binary itself). Each copy reports its own `VmHWM`, which
+/// starts afresh at exec (`ru_maxrss` would carry some of this process's memory).
 fn peak_rss(pid: i32) -> String {
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
         Err(e) => return format!("unmeasured ({e})"),
     };
-    let measure = |spec: String| {
-        common::run_measured(
-            Command::new(&exe)
-                .env(CHILD_ENV, spec)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null()),
-        )
+    let measure = |spec: String| -> Result<u64, String> {
+        let out = common::run_checked(Command::new(&exe).env(CHILD_ENV, spec))?;
+        out.lines()
+            .last()
+            .and_then(|l| l.strip_prefix("peak_rss_kib "))
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| format!("the child printed {out:?}"))
     };
     match (measure(format!("regions {pid}")), measure("noop".into())) {
-        (Ok((_, ok, work)), Ok((_, ok_floor, floor))) => {
-            if !ok.success() || !ok_floor.success() {
-                println!("peak RSS unmeasured: the child failed ({ok}, {ok_floor})");
-                return "unmeasured".into();
-            }
+        (Ok(work), Ok(floor)) => {
             println!(
                 "peak RSS of a process doing (d) once: {} (the same process doing nothing: {}; \
                  difference {})",
@@ -479,16 +476,17 @@ fn peak_rss(pid: i32) -> String {
     }
 }
 
-/// The bench re-run as a child for [`peak_rss`].
+/// The bench re-run as a child for [`peak_rss`]: does the work, then prints its own peak RSS.
 fn child_mode(spec: &str) {
-    if spec == "noop" {
-        return;
+    if spec != "noop" {
+        let pid: i32 = spec
+            .strip_prefix("regions ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("bad {CHILD_ENV}: {spec:?}"));
+        let mut target = vmscope::target::attach(pid).expect("attach");
+        let regions = target.regions().expect("regions");
+        println!("{} regions", regions.len());
     }
-    let pid: i32 = spec
-        .strip_prefix("regions ")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("bad {CHILD_ENV}: {spec:?}"));
-    let mut target = vmscope::target::attach(pid).expect("attach");
-    let regions = target.regions().expect("regions");
-    println!("{}", regions.len());
+    let peak = common::own_peak_rss_kib().expect("VmHWM in /proc/self/status");
+    println!("peak_rss_kib {peak}");
 }

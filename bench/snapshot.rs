@@ -79,7 +79,7 @@ fn main() {
         (
             "vmscope snapshot save FILE".into(),
             sh(format!(
-                "{vm} -p {pid} --batch -ex 'snapshot save {snap_tmp}'"
+                "{vm} -p {pid} --batch -ex 'snapshot save {snap_tmp}' > /dev/null"
             )),
         ),
         (

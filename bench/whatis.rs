@@ -36,10 +36,13 @@ const ADDRESSES: usize = 1000;
 const MIN_DWARF: u64 = 10_000_000;
 
 fn main() {
-    println!("vmscope bench: whatis on {ADDRESSES} addresses against gimli addr2line, GNU addr2line and gdb");
+    println!(
+        "vmscope bench: whatis on {ADDRESSES} addresses against gimli addr2line, GNU addr2line and gdb"
+    );
     println!("machine: {}", common::machine_summary());
     let vmscope = PathBuf::from(env!("CARGO_BIN_EXE_vmscope"));
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-whatis-{}", std::process::id()));
+    let tmp =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-whatis-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).expect("create a scratch directory");
     let _cleanup = RemoveDir(tmp.clone());
 
@@ -60,7 +63,10 @@ fn main() {
         data.len() as f64 / 1e6,
         dwarf as f64 / 1e6
     );
-    assert!(dwarf >= MIN_DWARF, "the debug build has less than 10 MB of DWARF");
+    assert!(
+        dwarf >= MIN_DWARF,
+        "the debug build has less than 10 MB of DWARF"
+    );
 
     // Addresses: the middle of functions picked evenly over the symbol table.
     let mut funcs: Vec<(u64, u64)> = file
@@ -101,7 +107,10 @@ fn main() {
         .map(|a| format!("info symbol {a:#x}\ninfo line *{a:#x}\n"))
         .collect();
     std::fs::write(&gdb_cmds, cmds).expect("write the gdb commands");
-    println!("target: pid {pid}, load bias {bias:#x}; vmscope: {}", vmscope.display());
+    println!(
+        "target: pid {pid}, load bias {bias:#x}; vmscope: {}",
+        vmscope.display()
+    );
 
     let gimli = gimli_addr2line();
     check_agreement(&vmscope, pid, &runtime_file, gimli.as_deref(), &bin, &link);
@@ -159,7 +168,6 @@ fn main() {
     let mut c = Command::new(&vmscope);
     c.args(["-p", &pid_s, "--batch", "-ex", &first]);
     add("vmscope attach + first whatis", c, None);
-    drop(add);
 
     let rounds = common::rounds(5);
     println!("{rounds} rounds, interleaved...\n");
@@ -197,7 +205,10 @@ fn main() {
     }
     if let Some(gdb) = find("gdb") {
         let x = stats[gdb].median.as_secs_f64() / stats[v].median.as_secs_f64();
-        println!("budget ≥ 5× faster than gdb: {x:.1}× — {}", verdict(x >= 5.0));
+        println!(
+            "budget ≥ 5× faster than gdb: {x:.1}× — {}",
+            verdict(x >= 5.0)
+        );
     }
     if let Some(gnu) = find("GNU") {
         let x = stats[gnu].median.as_secs_f64() / stats[v].median.as_secs_f64();
@@ -237,7 +248,11 @@ fn debug_build() -> PathBuf {
         return existing;
     }
     let own = target_dir.join("bench-whatis");
-    println!("no debug build at {}: building one into {}", existing.display(), own.display());
+    println!(
+        "no debug build at {}: building one into {}",
+        existing.display(),
+        own.display()
+    );
     let status = Command::new(env!("CARGO"))
         .args(["build", "--bin", "vmscope", "--target-dir"])
         .arg(&own)
@@ -332,7 +347,11 @@ fn check_agreement(
         .arg(format!("whatis -f {}", runtime_file.display()))
         .output()
         .expect("run vmscope");
-    assert!(out.status.success(), "vmscope whatis -f failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "vmscope whatis -f failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
     let results = doc["results"].as_array().expect("results");
     assert_eq!(results.len(), link.len());
@@ -378,8 +397,17 @@ fn check_agreement(
         }
     }
     let agree = ours.iter().zip(&theirs).filter(|(a, b)| a == b).count();
-    println!("source lines agreeing with gimli addr2line: {agree} of {}", link.len());
-    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate().filter(|(_, (a, b))| a != b).take(3) {
+    println!(
+        "source lines agreeing with gimli addr2line: {agree} of {}",
+        link.len()
+    );
+    for (i, (a, b)) in ours
+        .iter()
+        .zip(&theirs)
+        .enumerate()
+        .filter(|(_, (a, b))| a != b)
+        .take(3)
+    {
         println!("  differs at {:#x}: vmscope {a:?}, gimli {b:?}", link[i]);
     }
 }

@@ -180,6 +180,8 @@ def rewrite(line, evaluate):
         args.insert(0, "--passive")
     spec = SPECS.get(name)
     if spec is not None and spec.positions == REST:
+        if args and args[0].startswith("/"):
+            head, args = head + args[0], args[1:]  # gdb also takes `x /4gx ADDR`
         rest = " ".join(args)
         return (f"{head} {value(rest)}" if rest else head), json
     out = []
@@ -315,6 +317,7 @@ def _self_test():
     assert rewrite("whatis $rsp+8 main 0x10", ev) == ("whatis 0x7ff8 0x401000 0x10", False)
     assert rewrite("x/4gx $sp + 8", ev) == ("x/4gx 0x10", False)
     assert rewrite("x/s 4096", ev) == ("x/s 4096", False)
+    assert rewrite("x /4gx $sp + 8", ev) == ("x/4gx 0x10", False)
     assert rewrite("translate &g 8192 --limit 4", ev) == ("translate 0x1000 8192 --limit 4", False)
     assert rewrite("translate --region &g", ev) == ("translate --region 0x1000", False)
     assert rewrite("translate --region=&g", ev) == ("translate --region=0x1000", False)

@@ -53,7 +53,11 @@ struct Cli {
     exe: Option<PathBuf>,
 
     /// Open a snapshot saved with `snapshot save FILE` (read-only: regions, layout, diff, info).
-    #[arg(long = "snapshot", value_name = "FILE", conflicts_with_all = ["pid", "program"])]
+    #[arg(
+        long = "snapshot",
+        value_name = "FILE",
+        conflicts_with_all = ["pid", "program", "core"]
+    )]
     snapshot: Option<PathBuf>,
 
     /// Run a command (repeatable; in order with -x).

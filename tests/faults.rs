@@ -152,6 +152,14 @@ fn faults_land_in_the_touched_region_and_agree_with_the_fixture() {
         "top code {code} is not in touch()"
     );
     assert_eq!(code["faults"], k, "{code}");
+    assert!(
+        code["symbol"].as_str().unwrap().starts_with("touch+"),
+        "{code}"
+    );
+    assert!(
+        code["location"].as_str().unwrap().contains("faulty.c:"),
+        "{code}"
+    );
 }
 
 #[test]

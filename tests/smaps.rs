@@ -80,8 +80,14 @@ fn check_against_kernel(t: &mut dyn Target) -> Vec<Region> {
             break (before, rollup, ranges);
         }
         if attempts == 200 {
-            let (a, b) = before.iter().zip(&after).find(|(a, b)| a != b).unwrap();
-            panic!("smaps of {pid} never held still; a region changed:\n{a:?}\n{b:?}");
+            match before.iter().zip(&after).find(|(a, b)| a != b) {
+                Some((a, b)) => panic!("smaps of {pid} never held still:\n{a:?}\n{b:?}"),
+                None => panic!(
+                    "smaps of {pid} never held still: {} regions, then {}",
+                    before.len(),
+                    after.len()
+                ),
+            }
         }
     };
     if attempts > 1 {
@@ -202,14 +208,18 @@ fn fixture_usage_adds_up_to_smaps_rollup() {
     assert!(!none.has_flag("rd") && !none.has_flag("wr"), "{none:?}");
     let heap = usage(at("heap"));
     assert!(heap.rss >= 4096 && heap.private_dirty >= 4096, "{heap:?}");
-    // One page of memfd (shmem) written once: resident, dirty, shared-flagged, not anonymous.
+    // One page of shmem (memfd, System V) written once: resident, dirty, shared-flagged, and not
+    // anonymous.
     for key in ["memfd_map", "sysv_map"] {
         let region = at(key);
         assert_eq!(region.size(), 4096, "{key}");
         let u = usage(region);
         assert_eq!(u.rss, 4096, "{key}: {u:?}");
         assert_eq!(u.anonymous, 0, "{key}: {u:?}");
-        assert_eq!(u.dirty(), 4096, "{key}: {u:?}");
+        // smaps' "private" means mapped by one process, not MAP_PRIVATE: this MAP_SHARED page
+        // is mapped here only.
+        assert_eq!(u.private_dirty, 4096, "{key}: {u:?}");
+        assert_eq!(u.pss, 4096, "{key}: {u:?}");
         assert!(u.has_flag("sh") && u.has_flag("wr"), "{key}: {u:?}");
     }
     // A read-only private file page that was read: clean.

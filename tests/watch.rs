@@ -184,19 +184,25 @@ fn every_write_is_reported_with_its_values_and_pc_on_both_backends() {
         hits.extend((0..n).map(|_| live.next(20)));
         let (rest, err, status) = live.finish();
         assert!(status.success(), "{backend}: {err}");
-        let mut expect = f.facts["initial"].as_u64().unwrap();
+        let initial = f.facts["initial"].as_u64().unwrap();
         for (i, h) in hits.iter().enumerate() {
+            let expect = initial + i as u64;
             assert_eq!(h["watch"], 1, "{h}");
             assert_eq!(h["hit"], i as u64 + 1, "{h}");
             assert_eq!(value(&h["old"]), expect, "{backend}: {h}");
             assert_eq!(value(&h["new"]), expect + 1, "{backend}: {h}");
-            expect += 1;
             let pc = hex(&h["pc"]);
             assert!(
                 lo <= pc && pc < hi,
                 "{backend}: pc {pc:#x} outside writer {lo:#x}..{hi:#x}"
             );
-            assert!(h["symbol"].is_string(), "{h}");
+            // whatis names it: the function and offset, and the source line.
+            let symbol = h["symbol"].as_str().unwrap();
+            assert!(symbol.starts_with("writer+"), "{h}");
+            assert!(
+                h["location"].as_str().unwrap().contains("watched.c:"),
+                "{h}"
+            );
         }
         let tids: Vec<i64> = hits.iter().map(|h| h["tid"].as_i64().unwrap()).collect();
         assert!(
@@ -373,22 +379,24 @@ fn a_sigkilled_vmscope_leaves_no_trap_behind() {
 }
 
 #[test]
-fn sigterm_clears_the_debug_registers_before_exiting() {
-    for sig in [libc::SIGTERM, libc::SIGINT] {
-        let f = Fixture::start("watched");
-        let pid = f.pid();
-        let cmd = format!("watch {:#x}", f.addr("watched"));
-        let mut live = Live::start(pid, &[&cmd], Some("debug-registers"));
-        live.armed();
-        send(pid, libc::SIGUSR2);
-        for _ in 0..5 {
-            live.next(20);
+fn sigterm_and_sigint_disarm_before_exiting_on_both_backends() {
+    for &backend in BACKENDS {
+        for sig in [libc::SIGTERM, libc::SIGINT] {
+            let f = Fixture::start("watched");
+            let pid = f.pid();
+            let cmd = format!("watch {:#x}", f.addr("watched"));
+            let mut live = Live::start(pid, &[&cmd], Some(backend));
+            live.armed();
+            send(pid, libc::SIGUSR2);
+            for _ in 0..5 {
+                live.next(20);
+            }
+            // SAFETY: kill on the vmscope this test started.
+            unsafe { libc::kill(live.child.id() as i32, sig) };
+            let status = wait_child(&mut live.child, 10);
+            assert_eq!(status.code(), Some(128 + sig), "{backend}");
+            runs_on_without_a_trap(&f);
         }
-        // SAFETY: kill on the vmscope this test started.
-        unsafe { libc::kill(live.child.id() as i32, sig) };
-        let status = wait_child(&mut live.child, 10);
-        assert_eq!(status.code(), Some(128 + sig));
-        runs_on_without_a_trap(&f);
     }
 }
 
@@ -438,6 +446,21 @@ fn passive_watch_works_while_gdb_owns_the_process() {
         "{last}"
     );
     assert_eq!(tracer_pid(pid), Some(gdb_pid), "gdb still owns it");
+    // A stopping watch needs ptrace, which gdb holds: the error says so and names the way out.
+    let (docs, _) = json_batch(
+        pid,
+        &[&format!("watch {:#x}", f.addr("neighbour")), "watches"],
+    );
+    let e = docs[0]["error"].as_str().unwrap();
+    assert!(
+        e.contains(&format!("traced by process {gdb_pid}")) && e.contains("--passive"),
+        "{e}"
+    );
+    assert_eq!(
+        docs[1]["watches"].as_array().unwrap().len(),
+        0,
+        "the failed watch was kept"
+    );
     let _ = gdb.kill();
     let _ = gdb.wait();
     runs_on_without_a_trap(&f);
@@ -447,9 +470,9 @@ fn passive_watch_works_while_gdb_owns_the_process() {
 fn text_output_names_thread_values_and_hit() {
     let f = Fixture::start("watched");
     let pid = f.pid();
-    let cmd = format!("watch {:#x} --count 5", f.addr("watched"));
+    let cmd = "watch watched --count 5";
     let mut child = Command::new(VMSCOPE)
-        .args(["-p", &pid.to_string(), "--batch", "-ex", &cmd])
+        .args(["-p", &pid.to_string(), "--batch", "-ex", cmd])
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -459,22 +482,80 @@ fn text_output_names_thread_values_and_hit() {
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     out.read_line(&mut first).unwrap();
-    assert!(first.starts_with("watching 1 ("), "{first}");
+    assert!(
+        first.starts_with("watching 1 (watched) on 1 thread"),
+        "{first}"
+    );
     send(pid, libc::SIGUSR2);
     let status = wait_child(&mut child, 30);
     let mut text = String::new();
     std::io::Read::read_to_string(&mut out, &mut text).unwrap();
     assert!(status.success(), "{text}");
     assert!(
-        text.contains(&format!(
-            "#1 watch 1 ({:#x}): thread {pid} at 0x",
-            f.addr("watched")
-        )),
+        text.contains(&format!("#1 watch 1 (watched): thread {pid} at 0x")),
         "{text}"
     );
     assert!(text.contains("0x64 -> 0x65"), "{text}");
     assert!(
+        text.contains(" <writer+") && text.contains("watched.c:"),
+        "{text}"
+    );
+    assert!(
         text.contains("5 hits (perf-sigtrap; the hit count was reached)"),
         "{text}"
     );
+}
+
+#[test]
+fn ctrl_c_ends_a_watch_and_the_repl_goes_on() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: `script` (util-linux) is not installed, so no pseudo-terminal test");
+        return;
+    }
+    let f = Fixture::start("watched");
+    let state = Scratch::new("watch-repl");
+    let cmd = format!("{VMSCOPE} -p {}", f.pid());
+    let mut child = Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .env("XDG_STATE_HOME", &state.0)
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut keys = |k: &str, wait_ms: u64| {
+        std::io::Write::write_all(&mut stdin, k.as_bytes()).unwrap();
+        std::io::Write::flush(&mut stdin).unwrap();
+        std::thread::sleep(Duration::from_millis(wait_ms));
+    };
+    keys("watch watched\r", 1500);
+    act(&f, libc::SIGUSR2);
+    keys("\x03", 500); // Ctrl-C: the watch ends, the REPL stays
+    keys("watches\r", 300);
+    keys("faults 1500ms\r", 2500); // on a terminal: a live line each second
+    keys("\x04", 300);
+    drop(stdin);
+    let status = wait_child(&mut child, 20);
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut text).unwrap();
+    assert!(status.success(), "{text}");
+    assert!(text.contains("#5 watch 1 (watched)"), "{text}");
+    assert!(
+        text.contains("5 hits (perf-sigtrap; interrupted)"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("write") && l.trim_end().ends_with("watched")),
+        "`watches` did not list it:\n{text}"
+    );
+    assert!(
+        text.contains("[  1.0s]") || text.contains("[  1.1s]"),
+        "no live line:\n{text}"
+    );
+    assert!(text.contains(&format!("process {}: ", f.pid())), "{text}");
+    runs_on_without_a_trap(&f);
 }

@@ -13,6 +13,7 @@ use crate::error::{Error, ParseError, Result};
 use crate::regions::classify::{self, Explained};
 use crate::regions::kind::Kind;
 use crate::regions::{self, Region};
+use crate::symbols::Detail;
 use crate::target::{FaultSample, Target};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -26,8 +27,8 @@ const TICK: Duration = Duration::from_secs(1);
 /// Where user space ends on every 64-bit architecture vmscope knows: a pc above is the kernel's.
 const KERNEL_START: u64 = 0xffff_0000_0000_0000;
 
-/// Names code addresses: symbol and source line through the session's symbols when there are
-/// some, else the region and offset (`libc.so.6+0x1f00`).
+/// Names code addresses: symbol and source line through the session's symbols (`touch+59`,
+/// `faulty.c:24`), else the module and offset (`libc.so.6+0x1f00`). Answers are cached by pc.
 pub struct CodeNamer {
     regions: Vec<Region>,
     cache: HashMap<u64, (Option<String>, Option<String>)>,
@@ -59,8 +60,16 @@ impl CodeNamer {
         {
             self.regions = fresh;
         }
-        let _ = symbols;
-        let named = (describe_pointer(&self.regions, pc), None);
+        let info = symbols.and_then(|s| s.lookup(target, &self.regions, pc, Detail::Source));
+        let symbol = info
+            .as_ref()
+            .and_then(|i| i.short())
+            .or_else(|| describe_pointer(&self.regions, pc));
+        let location = info
+            .as_ref()
+            .and_then(|i| i.location.as_ref())
+            .and_then(|l| Some(format!("{}:{}", l.file.as_deref()?, l.line?)));
+        let named = (symbol, location);
         self.cache.insert(pc.get(), named.clone());
         named
     }
@@ -236,9 +245,11 @@ pub fn run(session: &mut Session, inv: &Invocation<'_>) -> Result<Output> {
     let started = Instant::now();
     let until = duration.map(|d| started + d);
     let mut tally = Tally::default();
+    let mut last_line = started;
     let mut on_batch = |batch: &[FaultSample]| -> Result<()> {
         tally.add(batch, page);
-        if live && !batch.is_empty() {
+        if live && last_line.elapsed() >= TICK.mul_f32(0.9) {
+            last_line = Instant::now();
             let mut by_detail: HashMap<&str, u64> = HashMap::new();
             for (&p, c) in &tally.pages {
                 if let Some(e) = explained_at(&start_regions, p) {

@@ -19,9 +19,9 @@ pub mod settings;
 pub mod snapshot;
 pub mod shared;
 pub mod threads;
-pub mod whatis;
 pub mod translate;
 pub mod watch;
+pub mod whatis;
 
 use crate::addr::VirtAddr;
 use crate::error::{Error, ParseError, Result};

@@ -191,9 +191,14 @@ pub fn run_watch(session: &mut Session, inv: &Invocation<'_>) -> Result<Output> 
         ..
     } = session;
     let target = target.as_deref_mut().ok_or(Error::NoTarget)?;
-    if let Some((address, len, expr)) = new_watch {
-        target.watch_set(expr, VirtAddr(address), len, access, passive)?;
-    }
+    let added = match new_watch {
+        Some((address, len, expr)) => Some(
+            target
+                .watch_set(expr, VirtAddr(address), len, access, passive)?
+                .id,
+        ),
+        None => None,
+    };
     let until = duration.map(|d| Instant::now() + d);
     let regions = target.regions()?;
     let mut namer = CodeNamer::new(regions);
@@ -247,7 +252,21 @@ pub fn run_watch(session: &mut Session, inv: &Invocation<'_>) -> Result<Output> 
         printer.emit(settings, &Output::WatchHit(out));
         Ok(())
     };
-    let run = target.watch_wait(until, count, &mut on_event)?;
+    let run = match target.watch_wait(until, count, &mut on_event) {
+        Ok(run) => run,
+        Err(e) => {
+            // A watch that could not even be armed is not kept.
+            if let Some(id) = added
+                && !e.is_exit()
+                && target
+                    .watch_list()
+                    .is_ok_and(|l| l.iter().any(|w| w.id == id && w.hits == 0))
+            {
+                let _ = target.watch_clear(Some(id));
+            }
+            return Err(e);
+        }
+    };
     let watches: Vec<WatchRow> = target.watch_list()?.iter().map(WatchRow::of).collect();
     let note = watches
         .iter()

@@ -170,7 +170,8 @@ pub fn annotate(session: &mut Session, regions: &[Region], items: &mut [Item]) {
     }
 }
 
-/// One address to explain: its value, and where it came from (for error messages).
+/// The addresses in a `-f` file: one expression per line (blank lines and `#` comments
+/// skipped); a bad line is an error at FILE:LINE.
 fn parse_address_file(session: &mut Session, path: &str) -> Result<Vec<VirtAddr>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path.to_string(), e))?;
     let mut out = Vec::new();
@@ -233,9 +234,7 @@ pub fn run(session: &mut Session, inv: &Invocation<'_>) -> Result<Output> {
     } = session;
     let target = target.as_deref_mut().ok_or(Error::NoTarget)?;
     // Shorten the trait object's lifetime to this call's (a `Box<dyn ..>` is `+ 'static`).
-    let symbols = symbols
-        .as_deref_mut()
-        .map(|s| s as &mut dyn SymbolResolver);
+    let symbols = symbols.as_deref_mut().map(|s| s as &mut dyn SymbolResolver);
     let regions = target.regions()?;
     let explained = classify::explain(target, regions.clone())?;
     let threads = target.threads()?;
@@ -301,7 +300,10 @@ impl Context<'_> {
                 let into = addr.offset_from(e.region.start);
                 w.region = Some(RegionRef::of(&e));
                 w.offset_in_region = Some(into);
-                if matches!(e.region.backing, Backing::File { .. } | Backing::Memfd { .. }) {
+                if matches!(
+                    e.region.backing,
+                    Backing::File { .. } | Backing::Memfd { .. }
+                ) {
                     w.file_offset = Some(FileOffset(e.region.offset.get() + into));
                 }
                 if let Some(tid) = e.tid {
@@ -316,8 +318,10 @@ impl Context<'_> {
                         sp_distance: sp.map(|sp| addr.get().wrapping_sub(sp.get()) as i64),
                     });
                 }
-                if matches!(e.kind, Kind::Image | Kind::File | Kind::Guard | Kind::System)
-                    && let Some(info) = self.symbols(addr, Detail::Source)
+                if matches!(
+                    e.kind,
+                    Kind::Image | Kind::File | Kind::Guard | Kind::System
+                ) && let Some(info) = self.symbols(addr, Detail::Source)
                 {
                     w.section = info.section;
                     w.symbol = info.symbol;
@@ -325,6 +329,10 @@ impl Context<'_> {
                     w.inlined = info.inlined;
                     w.module = Some(info.module);
                     w.notes = info.notes;
+                    // Bss bytes come from no file, even on the page the file's data shares.
+                    if w.section.as_deref().is_some_and(is_nobits) {
+                        w.file_offset = None;
+                    }
                 }
             }
             None => w.gap = self.gap(addr),
@@ -398,9 +406,11 @@ impl Context<'_> {
         }
         match (e.kind, e.tid) {
             (Kind::Stack, Some(tid)) => Some(format!("[stack of {tid}]")),
-            (Kind::Image, _) if e.region.backing.path().is_none() => {
-                Some(format!("{}+{:#x}", e.detail, addr.offset_from(e.region.start)))
-            }
+            (Kind::Image, _) if e.region.backing.path().is_none() => Some(format!(
+                "{}+{:#x}",
+                e.detail,
+                addr.offset_from(e.region.start)
+            )),
             _ => describe_pointer(self.regions, addr),
         }
     }
@@ -431,10 +441,8 @@ impl Context<'_> {
                 break;
             }
             if let Some(s) = self.string_at(at) {
-                w.chain_what.push(Some(format!(
-                    "{} \"{s}\"",
-                    what.unwrap_or_default()
-                )));
+                w.chain_what
+                    .push(Some(format!("{} \"{s}\"", what.unwrap_or_default())));
                 break;
             }
             w.chain_what.push(what);
@@ -445,6 +453,11 @@ impl Context<'_> {
             }
         }
     }
+}
+
+/// Sections that take no room in the file.
+fn is_nobits(section: &str) -> bool {
+    section == ".bss" || section.starts_with(".bss.") || section.starts_with(".tbss")
 }
 
 /// The printable C string `bytes` start with (at least [`MIN_STRING`] characters; cut at

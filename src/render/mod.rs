@@ -12,8 +12,8 @@ mod pages;
 mod regions;
 pub mod style;
 pub mod units;
-mod whatis;
 mod watch;
+mod whatis;
 
 use crate::command::{Output, Settings};
 use crate::error::Error;

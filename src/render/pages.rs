@@ -38,6 +38,15 @@ fn region_line(r: &RegionRef, style: Style) -> String {
     )
 }
 
+/// `1 page`, `7 pages`.
+fn pages(n: u64) -> String {
+    if n == 1 {
+        "1 page".into()
+    } else {
+        format!("{n} pages")
+    }
+}
+
 fn yes(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
@@ -173,11 +182,11 @@ fn range(t: &TranslateOut, style: Style, w: &mut dyn Write) -> io::Result<()> {
         w,
         "{}",
         style.heading(format!(
-            "{}-{} ({}, {} pages of {}) in process {}",
+            "{}-{} ({}, {} of {}) in process {}",
             t.start,
             t.end,
             human(span),
-            span / t.base_page,
+            pages(span / t.base_page),
             human(t.base_page),
             t.pid
         ))
@@ -212,10 +221,10 @@ fn range(t: &TranslateOut, style: Style, w: &mut dyn Write) -> io::Result<()> {
     let s = &t.summary;
     writeln!(
         w,
-        "{} {} pages mapped: {} present ({} zero page, {} file, {} huge), {} swapped, {} not \
+        "{} {} mapped: {} present ({} zero page, {} file, {} huge), {} swapped, {} not \
          present, {} guard; {} unmapped",
         style.heading("summary:"),
-        s.pages,
+        pages(s.pages),
         s.present,
         s.zero,
         s.file,
@@ -307,11 +316,11 @@ pub fn shared(s: &SharedOut, style: Style, w: &mut dyn Write) -> io::Result<()> 
     }
     writeln!(
         w,
-        "{} {} pages shared ({}); {} pages diverged (same virtual address, different frames)",
+        "{} {} shared ({}); {} diverged (same virtual address, different frames)",
         style.heading("total:"),
-        s.total_shared_pages,
+        pages(s.total_shared_pages),
         human(s.total_shared_bytes),
-        s.total_diverged_pages
+        pages(s.total_diverged_pages)
     )?;
     if s.show_pages {
         writeln!(

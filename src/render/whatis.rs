@@ -70,7 +70,12 @@ fn chain_text(w: &Whatis, style: Style) -> Option<String> {
 }
 
 fn row(w: &mut dyn Write, style: Style, label: &str, text: impl AsRef<str>) -> io::Result<()> {
-    writeln!(w, "  {} {}", style.heading(format!("{label:<8}")), text.as_ref())
+    writeln!(
+        w,
+        "  {} {}",
+        style.heading(format!("{label:<8}")),
+        text.as_ref()
+    )
 }
 
 fn one(x: &Whatis, style: Style, w: &mut dyn Write) -> io::Result<()> {
@@ -81,7 +86,10 @@ fn one(x: &Whatis, style: Style, w: &mut dyn Write) -> io::Result<()> {
     match (&x.region, &x.gap) {
         (Some(r), _) => headline.push_str(&format!(
             " in {}",
-            style.paint(paint_of(r), format!("{} {}", r.kind, esc(&r.detail)).trim_end())
+            style.paint(
+                paint_of(r),
+                format!("{} {}", r.kind, esc(&r.detail)).trim_end()
+            )
         )),
         (None, Some(_)) => headline.push_str(" in free space"),
         (None, None) => headline.push_str(" outside the user address space"),
@@ -102,7 +110,12 @@ fn one(x: &Whatis, style: Style, w: &mut dyn Write) -> io::Result<()> {
             ),
         )?;
         if let (Some(path), Some(fo)) = (&r.path, x.file_offset) {
-            row(w, style, "file", format!("{} at file offset {fo}", esc(path)))?;
+            row(
+                w,
+                style,
+                "file",
+                format!("{} at file offset {fo}", esc(path)),
+            )?;
         }
     }
     if let Some(m) = &x.module {
@@ -140,11 +153,7 @@ fn one(x: &Whatis, style: Style, w: &mut dyn Write) -> io::Result<()> {
                 location_text(f.file.as_deref(), f.line, None)
             );
             let label = if i == 0 { "inlined" } else { "" };
-            let text = if i == 0 {
-                text
-            } else {
-                format!("  in {text}")
-            };
+            let text = if i == 0 { text } else { format!("  in {text}") };
             row(w, style, label, text)?;
         }
     }
@@ -190,7 +199,12 @@ fn one(x: &Whatis, style: Style, w: &mut dyn Write) -> io::Result<()> {
         None => {}
     }
     if let Some(s) = &x.string {
-        row(w, style, "string", format!("\"{}\"", esc(s).replace('"', "\\\"")))?;
+        row(
+            w,
+            style,
+            "string",
+            format!("\"{}\"", esc(s).replace('"', "\\\"")),
+        )?;
     }
     for n in &x.notes {
         row(w, style, "note", style.dim(esc(n)))?;
@@ -198,9 +212,9 @@ fn one(x: &Whatis, style: Style, w: &mut dyn Write) -> io::Result<()> {
     Ok(())
 }
 
-/// One line per address: address, kind, detail, symbol, source, value chain.
+/// One line per address: address, kind, detail, section, symbol, source, value chain.
 fn compact(x: &Whatis, style: Style, w: &mut dyn Write) -> io::Result<()> {
-    let mut line = format!("{}", style.addr(format!("{:#018x}", x.address.get())));
+    let mut line = style.addr(format!("{:#018x}", x.address.get())).to_string();
     match &x.region {
         Some(r) => line.push_str(&format!(
             "  {:<7} {}",
@@ -208,6 +222,9 @@ fn compact(x: &Whatis, style: Style, w: &mut dyn Write) -> io::Result<()> {
             style.paint(paint_of(r), esc(&r.detail))
         )),
         None => line.push_str(&format!("  {:<7} ", Kind::Free)),
+    }
+    if let Some(s) = &x.section {
+        line.push_str(&format!("  {}", esc(s)));
     }
     if let Some(s) = &x.symbol {
         let name = esc(s.demangled.as_deref().unwrap_or(&s.name));

@@ -34,7 +34,11 @@ fn by_build_id(build_id: &[u8]) -> Vec<PathBuf> {
     let (head, rest) = (hex(&build_id[..1]), hex(&build_id[1..]));
     directories()
         .into_iter()
-        .map(|d| d.join(".build-id").join(&head).join(format!("{rest}.debug")))
+        .map(|d| {
+            d.join(".build-id")
+                .join(&head)
+                .join(format!("{rest}.debug"))
+        })
         .collect()
 }
 
@@ -46,7 +50,11 @@ pub struct Found {
 
 /// Finds the separate debug file of the image at `path` (as the target names it) with this
 /// build-id and debuglink.
-pub fn find(path: &Path, build_id: Option<&[u8]>, debuglink: Option<(&[u8], u32)>) -> Option<Found> {
+pub fn find(
+    path: &Path,
+    build_id: Option<&[u8]>,
+    debuglink: Option<(&[u8], u32)>,
+) -> Option<Found> {
     if let Some(id) = build_id {
         for candidate in by_build_id(id) {
             if let Some(found) = open_checked(&candidate, Some(id), None) {
@@ -145,9 +153,7 @@ mod tests {
         // the environment, so look at the shape of the path alone.
         let paths = by_build_id(&[0xab, 0xcd, 0xef]);
         assert!(
-            paths
-                .iter()
-                .all(|p| p.ends_with(".build-id/ab/cdef.debug")),
+            paths.iter().all(|p| p.ends_with(".build-id/ab/cdef.debug")),
             "{paths:?}"
         );
         assert!(by_build_id(&[0xab]).is_empty());

@@ -7,11 +7,11 @@
 /// The demangled form of `name`, or `None` when it is not a mangled Rust or C++ name (or does
 /// not demangle).
 pub fn demangle(name: &str) -> Option<String> {
-    if name.starts_with("_R") || is_rust_legacy(name) {
-        if let Ok(d) = rustc_demangle::try_demangle(name) {
-            // `{:#}` leaves out the hash (`::h0123456789abcdef`).
-            return Some(format!("{d:#}"));
-        }
+    if (name.starts_with("_R") || is_rust_legacy(name))
+        && let Ok(d) = rustc_demangle::try_demangle(name)
+    {
+        // `{:#}` leaves out the hash (`::h0123456789abcdef`).
+        return Some(format!("{d:#}"));
     }
     if name.starts_with("_Z") {
         let sym = cpp_demangle::Symbol::new(name).ok()?;

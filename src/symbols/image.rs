@@ -132,6 +132,7 @@ pub struct Image {
     dwarf: OnceLock<Result<Dwarf, String>>,
     by_name: OnceLock<HashMap<Box<str>, Vec<u32>>>,
     by_demangled: OnceLock<HashMap<String, Vec<u32>>>,
+    names: OnceLock<Vec<String>>,
 }
 
 fn has_dwarf(file: &object::File<'_>) -> bool {
@@ -144,7 +145,8 @@ impl Image {
     /// (or is corrupt) is an error message.
     pub fn parse(path: &Path, data: Data) -> Result<Image, String> {
         let data = Arc::new(data);
-        let file = object::File::parse(&**data).map_err(|e| format!("not a valid ELF file: {e}"))?;
+        let file =
+            object::File::parse(&**data).map_err(|e| format!("not a valid ELF file: {e}"))?;
         let layout = LoadLayout::parse(&data)
             .ok_or("not a 64-bit little-endian ELF image with loadable segments")?;
         let build_id = file.build_id().ok().flatten().map(<[u8]>::to_vec);
@@ -217,6 +219,7 @@ impl Image {
             dwarf: OnceLock::new(),
             by_name: OnceLock::new(),
             by_demangled: OnceLock::new(),
+            names: OnceLock::new(),
         })
     }
 
@@ -349,12 +352,25 @@ impl Image {
         .unwrap_or_default()
     }
 
-    /// Every symbol name (demangled where it demangles), for completion.
-    pub fn names(&self) -> impl Iterator<Item = String> + '_ {
-        self.syms.iter().map(|s| {
-            let raw = self.name(s);
-            demangle::demangle(&raw).unwrap_or(raw)
-        })
+    /// The symbol names (demangled where they demangle) that start with `prefix`, for
+    /// completion; every name is demangled and sorted once, on first use.
+    pub fn names_starting(&self, prefix: &str) -> &[String] {
+        let names = self.names.get_or_init(|| {
+            let mut v: Vec<String> = self
+                .syms
+                .iter()
+                .map(|s| {
+                    let raw = self.name(s);
+                    demangle::demangle(&raw).unwrap_or(raw)
+                })
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        });
+        let lo = names.partition_point(|n| n.as_str() < prefix);
+        let hi = lo + names[lo..].partition_point(|n| n.starts_with(prefix));
+        &names[lo..hi]
     }
 
     /// The DWARF frames at link-time address `v`, loading the DWARF on first use. `Ok(None)`
@@ -365,7 +381,11 @@ impl Image {
             DwarfIn::Primary => &self.data,
             DwarfIn::Debug => self.debug.as_ref().expect("debug data when DWARF is there"),
         };
-        let path = self.dwarf_path().unwrap_or(&self.path).display().to_string();
+        let path = self
+            .dwarf_path()
+            .unwrap_or(&self.path)
+            .display()
+            .to_string();
         let dwarf = self.dwarf.get_or_init(|| {
             let sup = object::File::parse(&***data)
                 .ok()
@@ -424,7 +444,10 @@ fn read_symbols(file: &object::File<'_>, data: &[u8], dynamic: bool) -> Vec<Sym>
                 SymbolKind::Unknown | SymbolKind::Label => false,
                 _ => return None,
             };
-            if !s.is_definition() && !(s.kind() == SymbolKind::Unknown && s.address() != 0) {
+            // Definitions, and untyped labels with an address (`_start` in some hand-written
+            // assembly has no type).
+            let label = s.kind() == SymbolKind::Unknown && s.address() != 0;
+            if !(s.is_definition() || label) {
                 return None;
             }
             if !matches!(s.section(), object::SymbolSection::Section(_)) {
@@ -454,7 +477,12 @@ fn read_symbols(file: &object::File<'_>, data: &[u8], dynamic: bool) -> Vec<Sym>
         })
         .collect();
     syms.sort_by(|a, b| {
-        (a.addr, b.score, a.underscores, a.name_len).cmp(&(b.addr, a.score, b.underscores, b.name_len))
+        (a.addr, b.score, a.underscores, a.name_len).cmp(&(
+            b.addr,
+            a.score,
+            b.underscores,
+            b.name_len,
+        ))
     });
     syms
 }
@@ -476,7 +504,8 @@ mod tests {
         let here = finds_its_own_functions as fn() as usize as u64;
         // The test binary is a PIE: link-time address = runtime address - bias. Find the bias
         // from the symbol table by name, then check the address lookup agrees.
-        let named = image.symbols_demangled("vmscope::symbols::image::tests::finds_its_own_functions");
+        let named =
+            image.symbols_demangled("vmscope::symbols::image::tests::finds_its_own_functions");
         assert_eq!(named.len(), 1, "{named:?}");
         let sym = &named[0];
         let bias = here - sym.addr;
@@ -492,7 +521,11 @@ mod tests {
             let frames = image.frames(sym.addr).unwrap().unwrap();
             let outer = frames.last().unwrap();
             assert!(
-                outer.file.as_deref().unwrap().ends_with("src/symbols/image.rs"),
+                outer
+                    .file
+                    .as_deref()
+                    .unwrap()
+                    .ends_with("src/symbols/image.rs"),
                 "{frames:?}"
             );
         }

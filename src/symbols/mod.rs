@@ -235,7 +235,9 @@ impl Symbols {
         }
         modules.retain(|m| m.exec);
         if !modules.iter().any(|m| m.main)
-            && let Some(m) = modules.iter_mut().find(|m| m.first.backing.path().is_some())
+            && let Some(m) = modules
+                .iter_mut()
+                .find(|m| m.first.backing.path().is_some())
         {
             m.main = true;
         }
@@ -247,7 +249,11 @@ impl Symbols {
     }
 
     /// The parsed image of module `m`, opening and parsing it on first use.
-    fn image(&mut self, target: &mut dyn Target, m: usize) -> std::result::Result<Arc<Image>, String> {
+    fn image(
+        &mut self,
+        target: &mut dyn Target,
+        m: usize,
+    ) -> std::result::Result<Arc<Image>, String> {
         let module = &self.modules[m];
         if let Some(done) = self.images.get(&module.key) {
             return done.clone();
@@ -259,9 +265,11 @@ impl Symbols {
 
     fn bias(&self, target: &dyn Target, m: usize, image: &Image) -> Option<u64> {
         let first = &self.modules[m].first;
-        image
-            .layout
-            .bias(first.start.get(), first.offset.get(), target.info().page_size)
+        image.layout.bias(
+            first.start.get(),
+            first.offset.get(),
+            target.info().page_size,
+        )
     }
 
     /// The module `addr` belongs to: one of its mappings, or the bss past its file data.
@@ -284,7 +292,12 @@ impl Symbols {
     }
 
     /// What the symbols say about `addr`; None when it is in no module.
-    pub fn lookup(&mut self, target: &mut dyn Target, addr: VirtAddr, detail: Detail) -> Option<AddrInfo> {
+    pub fn lookup(
+        &mut self,
+        target: &mut dyn Target,
+        addr: VirtAddr,
+        detail: Detail,
+    ) -> Option<AddrInfo> {
         let m = self.module_at(target, addr)?;
         let module = self.modules[m].clone();
         let mut info = AddrInfo {
@@ -332,7 +345,10 @@ impl Symbols {
                 module.name
             ));
         }
+        let vdso = matches!(module.key, ImageKey::Vdso { .. });
         match image.symbols_from {
+            // The vdso has only dynamic symbols, by design: nothing to fix there.
+            _ if vdso => {}
             SymbolSource::Dynsym => info.notes.push(format!(
                 "{} is stripped and no debug file was found: symbols from .dynsym only",
                 module.name
@@ -372,6 +388,7 @@ impl Symbols {
                         Vec::new()
                     });
                 }
+                Ok(None) if vdso => {}
                 Ok(None) => info.notes.push(format!(
                     "no DWARF for {}: build it with -g, or install its debug file",
                     module.name
@@ -451,10 +468,7 @@ impl Symbols {
         match found.len() {
             0 => {
                 let mut msg = format!("no symbol `{item}`");
-                if let Some(e) = modules
-                    .iter()
-                    .find_map(|&m| self.image(target, m).err())
-                {
+                if let Some(e) = modules.iter().find_map(|&m| self.image(target, m).err()) {
                     msg.push_str(&format!(" (a module could not be read: {e})"));
                 }
                 Err(Error::usage(msg))
@@ -477,7 +491,13 @@ impl Symbols {
         }
     }
 
-    fn candidates(&mut self, target: &mut dyn Target, modules: &[usize], name: &str, demangled: bool) -> Vec<Candidate> {
+    fn candidates(
+        &mut self,
+        target: &mut dyn Target,
+        modules: &[usize],
+        name: &str,
+        demangled: bool,
+    ) -> Vec<Candidate> {
         let mut out = Vec::new();
         for &m in modules {
             let Ok(image) = self.image(target, m) else {
@@ -501,7 +521,10 @@ impl Symbols {
     }
 
     fn ambiguous(&self, name: &str, found: &[Candidate]) -> String {
-        let mut msg = format!("`{name}` is ambiguous: {} symbols have that name:", found.len());
+        let mut msg = format!(
+            "`{name}` is ambiguous: {} symbols have that name:",
+            found.len()
+        );
         for c in found.iter().take(20) {
             let m = &self.modules[c.module];
             msg.push_str(&format!(
@@ -516,7 +539,9 @@ impl Symbols {
         if found.len() > 20 {
             msg.push_str(&format!("\n  ... and {} more", found.len() - 20));
         }
-        msg.push_str("\nname one by its module (MODULE!NAME), its full C++ signature, or its address");
+        msg.push_str(
+            "\nname one by its module (MODULE!NAME), its full C++ signature, or its address",
+        );
         msg
     }
 
@@ -535,10 +560,10 @@ impl Symbols {
             let Ok(image) = self.image(target, m) else {
                 continue;
             };
-            for n in image.names().filter(|n| n.starts_with(item)) {
+            for n in image.names_starting(item) {
                 out.insert(match &qualify {
                     Some(q) => format!("{q}!{n}"),
-                    None => n,
+                    None => n.clone(),
                 });
             }
         }
@@ -576,4 +601,68 @@ fn load_image(target: &mut dyn Target, module: &Module) -> std::result::Result<A
     Image::parse(&module.path, data)
         .map(Arc::new)
         .map_err(|e| format!("{}: {e}", module.path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[inline(never)]
+    fn marker(x: u64) -> u64 {
+        std::hint::black_box(x * 3)
+    }
+
+    /// This test process as a target: its own symbols are the truth.
+    fn me() -> Box<dyn Target> {
+        crate::target::attach(std::process::id() as i32).unwrap()
+    }
+
+    #[test]
+    fn resolves_looks_up_and_completes_its_own_symbols() {
+        let mut target = me();
+        let mut symbols = Symbols::new();
+        let here = marker as fn(u64) -> u64 as usize as u64;
+        let name = "vmscope::symbols::tests::marker";
+        assert_eq!(symbols.resolve(&mut *target, name).unwrap(), here);
+
+        let info = symbols
+            .lookup(&mut *target, VirtAddr(here + 1), Detail::Source)
+            .unwrap();
+        assert!(info.module.main, "{info:?}");
+        assert_eq!(info.section.as_deref(), Some(".text"));
+        let sym = info.symbol.as_ref().unwrap();
+        assert_eq!(sym.demangled.as_deref(), Some(name));
+        assert_eq!((sym.offset, sym.address), (1, VirtAddr(here)));
+        assert_eq!(info.short().unwrap(), format!("{name}+1"));
+        if let Some(loc) = &info.location {
+            assert!(loc.file.as_deref().unwrap().ends_with("src/symbols/mod.rs"));
+        }
+
+        let found = symbols.complete(&mut *target, "vmscope::symbols::tests::mar", 10);
+        assert_eq!(found, [name]);
+        let libc = symbols.complete(&mut *target, "libc.so.6!mallo", 50);
+        assert!(libc.iter().any(|n| n == "libc.so.6!malloc"), "{libc:?}");
+    }
+
+    #[test]
+    fn unknown_names_and_modules_are_errors() {
+        let mut target = me();
+        let mut symbols = Symbols::new();
+        let e = symbols
+            .resolve(&mut *target, "no_such_symbol_anywhere")
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("no symbol `no_such_symbol_anywhere`"),
+            "{e}"
+        );
+        let e = symbols.resolve(&mut *target, "nomodule!main").unwrap_err();
+        assert!(e.to_string().contains("no module `nomodule`"), "{e}");
+        // Outside every module: no answer, no error.
+        assert!(
+            symbols
+                .lookup(&mut *target, VirtAddr(0x1000), Detail::Source)
+                .is_none()
+        );
+    }
 }

@@ -85,8 +85,6 @@ struct FileEntry {
 #[derive(Clone, Debug, Default)]
 struct PsInfo {
     pid: i32,
-    ppid: i32,
-    uid: u32,
     state: char,
     fname: String,
     psargs: String,
@@ -198,9 +196,7 @@ fn parse_psinfo(desc: &[u8]) -> Option<PsInfo> {
         } else {
             '?'
         },
-        uid: u32_at(desc, 16)?,
         pid: u32_at(desc, 24)? as i32,
-        ppid: u32_at(desc, 28)? as i32,
         fname: c_string(&desc[40..56]),
         psargs: c_string(&desc[56..136]),
     })
@@ -1162,7 +1158,6 @@ impl Target for CoreFile {
             Some(d) => format!("core written by {by} (signal {d})"),
             None => format!("core written by {by}"),
         };
-        let _ = (ps.ppid, ps.uid);
         Ok(ProcessFacts {
             name: ps.fname,
             cmdline: ps.psargs.split_whitespace().map(str::to_string).collect(),

@@ -149,7 +149,10 @@ pub struct WatchHit {
 #[derive(Clone, Copy, Debug)]
 pub enum WatchEvent<'a> {
     /// Every watch is armed on every thread: accesses count from now on.
-    Armed { backend: &'a str, threads: usize },
+    Armed {
+        backend: &'a str,
+        threads: usize,
+    },
     Hit(&'a WatchHit),
 }
 

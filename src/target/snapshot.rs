@@ -377,7 +377,7 @@ impl SavedRegion {
             dev,
             inode: row.inode,
             backing: row.backing,
-            usage: usage.then(|| Usage {
+            usage: usage.then_some(Usage {
                 rss: row.rss,
                 pss: row.pss,
                 pss_dirty: row.pss_dirty,

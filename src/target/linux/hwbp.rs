@@ -327,6 +327,14 @@ fn stopping(
     on_hit: &mut dyn FnMut(&mut dyn Target, WatchEvent<'_>) -> Result<()>,
 ) -> Result<WatchRun> {
     let pid = p.pid();
+    if p.tracer.is_none()
+        && let Some(other) = tracer_of(pid)
+    {
+        return Err(Error::Usage(format!(
+            "process {pid} is traced by process {other} (a debugger?), and ptrace allows one \
+             tracer: `watch --passive` watches without ptrace"
+        )));
+    }
     let had_tracer = p.tracer.is_some();
     let was_stopped = p.tracer.as_ref().is_some_and(|t| t.is_stopped());
     let mut tracer = match p.tracer.take() {
@@ -507,6 +515,16 @@ impl Drop for Armed {
             }
         }
     }
+}
+
+/// The process tracing `pid` (a debugger), if any: /proc's TracerPid.
+fn tracer_of(pid: i32) -> Option<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("TracerPid:"))
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|&t: &i32| t != 0)
 }
 
 /// Whether a SIGTRAP waits in `tid`'s private pending set (/proc's SigPnd).

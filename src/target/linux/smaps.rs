@@ -325,8 +325,8 @@ const FAST_KEYS: [(&[u8; 16], FastAction); 27] = {
 
 const FAST_BITS: u32 = 6;
 
-/// An open-addressing-free hash table of [`FAST_KEYS`]: one probe, keys compared in full. A key
-/// that collided would simply take the general path (a test checks that none does).
+/// A perfect hash table of [`FAST_KEYS`]: one probe, keys compared in full. A key that collided
+/// would simply take the general path (a test checks that none does).
 struct FastTable([Option<([u64; 2], FastAction)>; 1 << FAST_BITS]);
 
 impl FastTable {
@@ -1081,6 +1081,27 @@ VmFlags: ex
         let trimmed = SAMPLE.trim_end_matches('\n');
         assert_eq!(ok(trimmed.as_bytes()), expected_sample());
         assert!(ok(b"").is_empty());
+    }
+
+    /// The fast path (fixed columns) and the general one give the same answers: the sample with
+    /// its field lines respaced parses the same, and so do values too wide for the columns.
+    #[test]
+    fn layout_does_not_change_values() {
+        let respaced: String = SAMPLE
+            .lines()
+            .map(|l| match l.split_once(':') {
+                Some((key, value)) if !key.contains(' ') => format!("{key}: {}\n", value.trim()),
+                _ => format!("{l}\n"),
+            })
+            .collect();
+        assert_ne!(respaced, SAMPLE);
+        assert_eq!(ok(respaced.as_bytes()), expected_sample());
+        let text = format!(
+            "{HEADER_LIBC}\nSize:           134217728 kB\nRss:            123456789 kB\n\
+             Swap:            99999999 kB\nTHPeligible:    123456789\n"
+        );
+        let u = ok(text.as_bytes())[0].usage.clone().unwrap();
+        assert_eq!((u.rss, u.swap), (123456789 * KB, 99999999 * KB));
     }
 
     /// `head -60` of the same file: two whole regions and the first lines of a third.
