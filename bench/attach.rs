@@ -13,15 +13,15 @@
 //!
 //! A peer that is missing or fails (gdb absent or unable to ptrace, a vmscope build without
 //! `regions`) is skipped, loudly. Every command's output is checked once before timing starts.
-//! It prints wall and CPU medians, spreads, peak RSS (`ru_maxrss` of each process) and the
-//! ratios gdb / vmscope.
+//! It prints wall and CPU medians, spreads, peak RSS (the largest of three extra, untimed runs
+//! through bench/spawn_rss.c, which reports a child's own `ru_maxrss`) and the ratios
+//! gdb / vmscope.
 //!
 //! `cargo bench --bench attach`; `VMSCOPE_BENCH_ITERS=N` sets the rounds (default 15).
 
 mod common;
 
 use common::{Case, ManyMaps, Table};
-use std::cell::RefCell;
 use std::ffi::OsStr;
 use std::process::{Command, Stdio};
 
@@ -158,11 +158,9 @@ fn main() {
 
     let rounds = common::rounds(15);
     println!("{rounds} rounds, each command once per round, interleaved");
-    let rss: Vec<RefCell<Vec<u64>>> = peers.iter().map(|_| RefCell::default()).collect();
     let mut cases: Vec<Case<'_>> = peers
         .iter_mut()
-        .zip(&rss)
-        .map(|(p, rss)| {
+        .map(|p| {
             let command = &mut p.command;
             command
                 .stdin(Stdio::null())
@@ -173,7 +171,6 @@ fn main() {
                 let m = common::run_measured_usage(command)
                     .unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
                 assert!(m.status.success(), "{name} failed: {}", m.status);
-                rss.borrow_mut().push(m.max_rss_kib);
             })
         })
         .collect();
@@ -194,15 +191,15 @@ fn main() {
         "peak RSS",
         "gdb ÷ this",
     ]);
-    for ((p, s), rss) in peers.iter().zip(&stats).zip(&rss) {
-        let peak = rss.borrow().iter().copied().max().unwrap_or(0);
+    for (p, s) in peers.iter().zip(&stats) {
+        let peak = common::exact_peak_rss_text(&p.command, 3);
         table.row(vec![
             p.name.clone(),
             common::fmt_duration(s.median),
             s.spread(),
             s.cpu_text(),
             common::fmt_duration(s.median.saturating_sub(floor)),
-            common::fmt_kib(peak),
+            peak,
             gdb.map_or("—".into(), |g| common::ratio(g.median, s.median)),
         ]);
     }

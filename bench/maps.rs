@@ -16,7 +16,8 @@
 //! - (g) `cat /proc/PID/smaps > /dev/null`: the budget's reference;
 //! - (h) `attach(pid)` + `regions_with_usage()`;
 //! - (i) `vmscope -p PID --batch -ex regions > /dev/null`: the whole command (classification,
-//!   summary, rendering), with its peak RSS (budget: < 64 MiB on 60,000 mappings);
+//!   summary, rendering), with its peak RSS (budget: < 64 MiB on 60,000 mappings; measured on
+//!   three extra, untimed runs through bench/spawn_rss.c, as are the other processes' peaks);
 //! - (j) `pmap -XX PID > /dev/null`, when pmap is installed.
 //!
 //! It prints wall and CPU medians, spreads, ratios to (a) and to (g), and the peak RSS of a
@@ -28,8 +29,8 @@
 mod common;
 
 use common::{Case, ChildGuard, ManyMaps, MaxMapCount, Stats, Table};
-use std::cell::RefCell;
 use std::hint::black_box;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -77,13 +78,18 @@ fn main() {
 
     let mut results = Vec::new();
     {
-        let sleep = ChildGuard(
-            Command::new("sleep")
-                .arg("1000")
-                .stdin(Stdio::null())
-                .spawn()
-                .expect("start sleep"),
-        );
+        let mut sleep = Command::new("sleep");
+        sleep.arg("1000").stdin(Stdio::null());
+        // SAFETY: prctl is async-signal-safe; the hook touches no memory of this process.
+        unsafe {
+            sleep.pre_exec(|| {
+                // Die with the bench even if it is killed before its guards run.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let sleep = ChildGuard(sleep.spawn().expect("start sleep"));
+        wait_asleep(sleep.pid());
         results.push(bench_target(
             &env,
             "sleep 1000 (tiny)",
@@ -182,10 +188,33 @@ fn main() {
             r.usage
                 .iter()
                 .find(|u| u.name.starts_with("(i)"))
-                .map_or("—".into(), |u| common::fmt_kib(u.peak_rss_kib)),
+                .and_then(|u| u.peak_rss_kib)
+                .map_or("—".into(), common::fmt_kib),
         ]);
     }
     table.print();
+}
+
+/// Waits until a just-started `sleep` has exec'd, loaded its libraries and gone to sleep, so its
+/// map is the one it keeps.
+fn wait_asleep(pid: i32) {
+    let start = std::time::Instant::now();
+    loop {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|s| s.split_whitespace().next());
+        if comm.trim() == "sleep" && state == Some("S") {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "sleep {pid} did not settle: comm {comm:?}, state {state:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// What every target's section needs.
@@ -209,8 +238,8 @@ struct TargetResult {
 struct UsageResult {
     name: String,
     stats: Stats,
-    /// The largest `ru_maxrss` over the runs, for the cases that are processes (else 0).
-    peak_rss_kib: u64,
+    /// The peak RSS, for the cases that are processes.
+    peak_rss_kib: Option<u64>,
 }
 
 fn per_line(d: Duration, lines: usize) -> String {
@@ -328,22 +357,18 @@ fn bench_usage(env: &Env<'_>, pid: i32, lines: usize, rounds: usize) -> Vec<Usag
             .stderr(Stdio::null());
     }
 
-    let rss: Vec<RefCell<u64>> = processes.iter().map(|_| RefCell::new(0)).collect();
     let mut cases = vec![Case::new("(f) std::fs::read(/proc/PID/smaps)", || {
         black_box(std::fs::read(&smaps).expect("read smaps"));
     })];
     let mut names = vec!["(f) std::fs::read(/proc/PID/smaps)".to_string()];
     let mut process_cases: Vec<Case<'_>> = processes
         .iter_mut()
-        .zip(&rss)
-        .map(|((name, command), rss)| {
+        .map(|(name, command)| {
             let name = name.to_string();
             Case::new(name.clone(), move || {
                 let m = common::run_measured_usage(command)
                     .unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
                 assert!(m.status.success(), "{name} failed: {}", m.status);
-                let mut peak = rss.borrow_mut();
-                *peak = (*peak).max(m.max_rss_kib);
             })
         })
         .collect();
@@ -373,12 +398,20 @@ fn bench_usage(env: &Env<'_>, pid: i32, lines: usize, rounds: usize) -> Vec<Usag
         "per line",
         "peak RSS",
     ]);
-    let peak_of = |name: &str| {
-        processes
-            .iter()
-            .zip(&rss)
-            .find(|((n, _), _)| *n == name)
-            .map_or(0, |(_, r)| *r.borrow())
+    // Peak RSS of the processes, from untimed runs through the spawn_rss helper.
+    let peak_of = |name: &str| -> Option<u64> {
+        let (_, command) = processes.iter().find(|(n, _)| *n == name)?;
+        let mut peak = 0;
+        for _ in 0..3 {
+            match common::exact_peak_rss(command) {
+                Ok((kib, _)) => peak = peak.max(kib),
+                Err(e) => {
+                    println!("peak RSS of {name} unmeasured: {e}");
+                    return None;
+                }
+            }
+        }
+        Some(peak)
     };
     let mut out = Vec::new();
     for (name, s) in names.into_iter().zip(stats) {
@@ -390,11 +423,7 @@ fn bench_usage(env: &Env<'_>, pid: i32, lines: usize, rounds: usize) -> Vec<Usag
             s.cpu_text(),
             common::ratio(s.median, g),
             per_line(s.median, lines),
-            if peak == 0 {
-                "—".into()
-            } else {
-                common::fmt_kib(peak)
-            },
+            peak.map_or("—".into(), common::fmt_kib),
         ]);
         out.push(UsageResult {
             name,
@@ -429,17 +458,20 @@ fn budgets(r: &TargetResult) {
             "NOT MET"
         }
     );
-    println!(
-        "budget vmscope RSS < {} on {} lines: `regions` peaked at {} — {}",
-        common::fmt_kib(RSS_BUDGET_KIB),
-        r.lines,
-        common::fmt_kib(regions.peak_rss_kib),
-        if regions.peak_rss_kib < RSS_BUDGET_KIB {
-            "met"
-        } else {
-            "NOT MET"
-        }
-    );
+    match regions.peak_rss_kib {
+        Some(peak) => println!(
+            "budget vmscope RSS < {} on {} lines: `regions` peaked at {} — {}",
+            common::fmt_kib(RSS_BUDGET_KIB),
+            r.lines,
+            common::fmt_kib(peak),
+            if peak < RSS_BUDGET_KIB {
+                "met"
+            } else {
+                "NOT MET"
+            }
+        ),
+        None => println!("budget vmscope RSS NOT CHECKED: the peak RSS was not measured"),
+    }
 }
 
 /// Peak RSS of a fresh copy of this bench doing attach + regions once, beside a copy that does

@@ -5,7 +5,8 @@
 //! The binary is vmscope's own debug build (target/debug/vmscope, ~40 MB of DWARF; built into
 //! target/bench-whatis when missing), copied aside and run idle (its REPL waiting on a pipe) as
 //! the target. 1,000 addresses are picked evenly over its functions (the middle of each), and
-//! in one run, interleaved round by round, whole processes are timed from spawn to exit:
+//! in one run, interleaved round by round (every other round in reverse order, so no case always
+//! follows the cache-evicting gdb), whole processes are timed from spawn to exit:
 //!
 //! - `vmscope -p PID --batch -ex 'whatis -f FILE'`: region, kind, section, symbol, source line,
 //!   inlined frames, value and pointer chain for each runtime address;
@@ -171,7 +172,7 @@ fn main() {
 
     let rounds = common::rounds(5);
     println!("{rounds} rounds, interleaved...\n");
-    let stats = common::run_interleaved(rounds, &mut cases);
+    let stats = run_alternating(rounds, &mut cases);
     drop(cases);
     let cpu = cpu.borrow();
     // The first sample of each case is the warm-up run: leave it out of the CPU medians.
@@ -221,6 +222,27 @@ fn main() {
         common::fmt_duration(cpu_median(first_i)),
         verdict(f < Duration::from_millis(100))
     );
+}
+
+/// Like `common::run_interleaved`, but odd rounds run the cases in reverse order: a case that
+/// runs right after gdb or GNU addr2line (which evict caches) is not always the same one.
+fn run_alternating(rounds: usize, cases: &mut [Case<'_>]) -> Vec<common::Stats> {
+    for case in cases.iter_mut() {
+        (case.run)();
+    }
+    let mut samples = vec![Vec::with_capacity(rounds); cases.len()];
+    for round in 0..rounds {
+        let mut order: Vec<usize> = (0..cases.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            let t = std::time::Instant::now();
+            (cases[i].run)();
+            samples[i].push(t.elapsed());
+        }
+    }
+    samples.into_iter().map(common::Stats::of).collect()
 }
 
 fn verdict(ok: bool) -> &'static str {

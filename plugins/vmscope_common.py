@@ -287,9 +287,13 @@ def run(argv, write):
         return
     if code < 0:
         raise PluginError(f"vmscope was killed by signal {-code}")
-    message = "\n".join(
-        l[len("error: "):] if l.startswith("error: ") else l for l in stderr.rstrip().splitlines()
-    )
+    def bare(line):
+        for prefix in ("error: ", "vmscope: "):
+            if line.startswith(prefix):
+                return line[len(prefix):]
+        return line
+
+    message = "\n".join(bare(l) for l in stderr.rstrip().splitlines())
     last_line = (recent.strip().splitlines() or [""])[-1]
     if not message and last_line.startswith("{"):
         import json

@@ -147,7 +147,7 @@ fn main() {
         Ok(true) => 0,
         Ok(false) => 1,
         Err(e) => {
-            eprintln!("vmscope: {e:#}");
+            eprintln!("vmscope: {e}");
             1
         }
     };

@@ -51,6 +51,8 @@ pub fn complete(line: &str, pos: usize) -> (usize, Vec<String>, Completion) {
                 .map(String::from),
         );
     }
+    words.sort();
+    words.dedup();
     (start, words, spec.completion)
 }
 
@@ -203,8 +205,8 @@ mod tests {
         let (start, words, _) = complete("set co", 6);
         assert_eq!(start, 4);
         assert_eq!(words, vec!["color"]);
-        let (_, words, _) = complete("help re", 7);
-        assert_eq!(words, vec!["registers"]);
+        let (_, words, _) = complete("help reg", 8);
+        assert_eq!(words, vec!["regions", "registers"]);
         let (_, _, kind) = complete("source ", 7);
         assert_eq!(kind, Completion::Files);
     }

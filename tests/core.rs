@@ -13,6 +13,43 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// The facts fixture, run from a copy of its binary in its own scratch directory: other test
+/// binaries rebuild fixtures into the shared target directory while this one runs, and a
+/// replaced executable would show as `(deleted)` in the map and the core.
+fn start_private(tag: &str, shell_prefix: Option<&str>) -> Fixture {
+    let scratch = Scratch::new(tag);
+    let bin = scratch.0.join("fixture-facts");
+    std::fs::copy(fixture_bin("facts"), &bin).unwrap();
+    let mut cmd = match shell_prefix {
+        Some(script) => {
+            let mut c = Command::new("sh");
+            c.args(["-c", script]).arg(&bin);
+            c
+        }
+        None => Command::new(&bin),
+    };
+    let mut child = cmd
+        .arg(&scratch.0)
+        .current_dir(&scratch.0)
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start facts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let facts: Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("facts printed {line:?}: {e}"));
+    let fx = Fixture {
+        child,
+        facts,
+        scratch,
+    };
+    fx.wait_paused();
+    fx
+}
+
 fn have_gdb() -> bool {
     let ok = Command::new("gdb")
         .arg("--version")
@@ -56,8 +93,7 @@ fn gdb_core(tag: &str) -> Option<(Fixture, Vec<Value>, PathBuf)> {
     if !have_gdb() {
         return None;
     }
-    let mut fx = Fixture::start("facts");
-    fx.wait_paused();
+    let mut fx = start_private(tag, None);
     let live = live_regions(fx.pid());
     let core = fx.scratch.0.join(format!("{tag}.core"));
     let out = Command::new("gdb")
@@ -237,33 +273,14 @@ fn kernel_core() -> Option<(Fixture, Vec<Value>, PathBuf)> {
         );
         return None;
     }
-    let scratch = Scratch::new("kcore");
-    let bin = fixture_bin("facts");
     // RLIMIT_CORE up to the hard limit, in the fixture only; its cwd is where a relative
     // core_pattern writes.
-    let mut child = Command::new("sh")
-        .args([
-            "-c",
+    let fx = start_private(
+        "kcore",
+        Some(
             "ulimit -c unlimited 2>/dev/null || ulimit -c \"$(ulimit -H -c)\"; exec \"$0\" \"$@\"",
-        ])
-        .arg(&bin)
-        .arg(&scratch.0)
-        .current_dir(&scratch.0)
-        .stdout(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start facts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let facts: Value = serde_json::from_str(&line).expect("facts JSON");
-    let fx = Fixture {
-        child,
-        facts,
-        scratch,
-    };
-    fx.wait_paused();
+        ),
+    );
     let live = live_regions(fx.pid());
     let mut fx = fx;
     let started = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
@@ -520,7 +537,7 @@ fn exe_replaces_the_executable_and_a_changed_one_is_refused() {
     let literal = format!("x/s {:#x}", fx.addr("literal"));
     // The executable moved: --exe points at the copy, which still matches the core.
     let moved = fx.scratch.0.join("moved-facts");
-    std::fs::copy(fixture_bin("facts"), &moved).unwrap();
+    std::fs::copy(fx.scratch.0.join("fixture-facts"), &moved).unwrap();
     let (docs, out) = core_json(
         &core,
         &["--exe", moved.to_str().unwrap()],
@@ -546,7 +563,13 @@ fn exe_replaces_the_executable_and_a_changed_one_is_refused() {
         .unwrap();
     assert!(built.success());
     let (docs, out) = core_json(&core, &["--exe", other.to_str().unwrap()], &[&literal]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     let e = docs[0]["error"].as_str().unwrap();
     assert!(e.contains("not the file the process mapped"), "{e}");
     // Usage errors.

@@ -11,6 +11,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -104,7 +105,42 @@ fn shape(doc: &Value) -> Vec<(String, String, String, Value, String, String)> {
 }
 
 fn started() -> Fixture {
-    let fx = Fixture::start("facts");
+    start_private("plugin-facts", None)
+}
+
+/// The facts fixture, run from a copy of its binary in its own scratch directory: other test
+/// binaries rebuild fixtures into the shared target directory while this one runs, and a
+/// replaced executable would show as `(deleted)` in the map and the core.
+fn start_private(tag: &str, shell_prefix: Option<&str>) -> Fixture {
+    let scratch = Scratch::new(tag);
+    let bin = scratch.0.join("fixture-facts");
+    std::fs::copy(fixture_bin("facts"), &bin).unwrap();
+    let mut cmd = match shell_prefix {
+        Some(script) => {
+            let mut c = Command::new("sh");
+            c.args(["-c", script]).arg(&bin);
+            c
+        }
+        None => Command::new(&bin),
+    };
+    let mut child = cmd
+        .arg(&scratch.0)
+        .current_dir(&scratch.0)
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start facts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let facts: Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("facts printed {line:?}: {e}"));
+    let fx = Fixture {
+        child,
+        facts,
+        scratch,
+    };
     fx.wait_paused();
     fx
 }
@@ -281,7 +317,7 @@ fn plugins_on_a_core_match_standalone() {
     ]);
     assert!(core.is_file(), "{}", both(&made));
     fx.kill();
-    let exe = fixture_bin("facts");
+    let exe = fx.scratch.0.join("fixture-facts");
     let (exe_s, core_s) = (exe.to_str().unwrap(), core.to_str().unwrap());
     let alone = vmscope(&[
         "--core", core_s, "--exe", exe_s, "--batch", "--json", "-ex", "regions",
@@ -370,6 +406,20 @@ fn ptrace_commands_are_refused_and_watch_is_passive() {
         ("an unknown command", "unknown command `bogus`"),
     ] {
         assert!(err.contains(want), "{what}: {err}");
+    }
+    if has_command("watch") {
+        // `watch` becomes `watch --passive`: perf events, no ptrace.
+        let out = gdb(&[
+            "-p",
+            &fx.pid().to_string(),
+            "-ex",
+            &source,
+            "-ex",
+            "vmscope watch &global_values --for 200ms",
+        ]);
+        let text = both(&out);
+        assert!(text.contains("passive"), "{text}");
+        assert!(!text.contains("vmscope: "), "an error: {text}");
     }
     // The process was never stopped by vmscope: gdb detaches and it runs on.
     drop(out);
@@ -601,14 +651,18 @@ fn a_vanished_process_is_a_clear_error() {
         "-ex",
         &source,
         "-ex",
-        &format!("shell kill -9 {pid}"),
+        &format!(
+            "shell kill -9 {pid}; while [ -e /proc/{pid} ] && ! grep -q '^State:.Z' \
+             /proc/{pid}/status; do sleep 0.01; done"
+        ),
         "-ex",
         "vmscope regions",
     ]);
     let err = stderr(&out);
     assert!(!err.contains("Traceback"), "{err}");
     assert!(
-        err.contains(&format!("process {pid} exited")) || err.contains("has no process"),
+        err.contains(&format!("vmscope: process {pid} exited")) || err.contains("has no process"),
         "{err}"
     );
+    assert!(!err.contains("vmscope: vmscope:"), "{err}");
 }

@@ -99,9 +99,17 @@ fn every_fact_is_classified_right() {
 fn totals_equal_smaps_rollup_and_rows_equal_maps_lines() {
     let f = Fixture::start("facts");
     f.wait_paused();
-    // The fixture is idle in pause(): its memory does not change between the two reads.
-    let doc = regions_json(f.pid(), "");
-    let rollup = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", f.pid())).unwrap();
+    // The fixture is idle in pause(), but other processes starting or exiting flip shared
+    // library pages between shared and private: take the kernel's rollup before and after, and
+    // retry until nothing moved while vmscope read smaps.
+    let read_rollup = || std::fs::read_to_string(format!("/proc/{}/smaps_rollup", f.pid())).unwrap();
+    let (doc, rollup) = (0..20)
+        .find_map(|_| {
+            let before = read_rollup();
+            let doc = regions_json(f.pid(), "");
+            (read_rollup() == before).then_some((doc, before))
+        })
+        .expect("smaps_rollup never held still for one regions read");
     let field = |key: &str| -> u64 {
         rollup
             .lines()

@@ -284,13 +284,15 @@ pub struct Measured {
 
 /// Runs `cmd` to the end; its time, status, peak RSS and CPU time from `wait4`.
 ///
-/// The peak RSS is the child's own to within the few hundred KiB of anonymous memory this
-/// process holds: `cmd` is started with fork + exec, not `posix_spawn`. With `posix_spawn`
+/// The peak RSS is the larger of the child's own and the anonymous memory this process holds
+/// when it starts the child (a few hundred KiB to a few MiB for a bench that holds little; more
+/// if a library it called left memory in a thread's malloc arena). [`exact_peak_rss`] has no
+/// such floor. `cmd` is started with fork + exec, not `posix_spawn`. With `posix_spawn`
 /// (std's default, a vfork) the child execs from this process's own address space, and the
 /// kernel carries that address space's peak RSS into the child's `ru_maxrss` at exec, so every
 /// child would report at least the bench's own peak. After a fork, the copy the child execs
 /// from holds only the pages of mappings with anonymous memory, and the allocator's free memory
-/// is given back first (`malloc_trim`) so that is little more than what the bench really holds.
+/// is given back first (`malloc_trim`).
 pub fn run_measured_usage(cmd: &mut Command) -> std::io::Result<Measured> {
     use std::os::unix::process::{CommandExt, ExitStatusExt};
     /// Marks a command that already has the no-op `pre_exec` hook, so it is added only once.
@@ -407,24 +409,81 @@ pub fn vmscope_binary() -> PathBuf {
 /// Builds fixtures/NAME.c with `cc -O2` into the target directory (rebuilt when the source is
 /// newer) and returns the binary.
 pub fn build_fixture(name: &str) -> PathBuf {
-    let src = crate_dir().join(format!("fixtures/{name}.c"));
+    build_c(&crate_dir().join(format!("fixtures/{name}.c")), name)
+}
+
+/// Builds the C program `src` with `cc -O2` into the target directory as `bench-NAME` (rebuilt
+/// when the source is newer) and returns the binary.
+pub fn build_c(src: &Path, name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
     std::fs::create_dir_all(dir).expect("create the target tmp directory");
     let out = dir.join(format!("bench-{name}"));
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    if let (Some(bin), Some(source)) = (modified(&out), modified(&src))
+    if let (Some(bin), Some(source)) = (modified(&out), modified(src))
         && bin >= source
     {
         return out;
     }
+    // Build beside, then rename: benches running at the same time never see half a binary.
+    let tmp = dir.join(format!("bench-{name}.{}.tmp", std::process::id()));
     let status = Command::new("cc")
         .args(["-O2", "-Wall", "-o"])
-        .arg(&out)
-        .arg(&src)
+        .arg(&tmp)
+        .arg(src)
         .status()
         .expect("run cc (the benches need a C compiler)");
     assert!(status.success(), "cc failed to build {}", src.display());
+    std::fs::rename(&tmp, &out).expect("move the built binary into place");
     out
+}
+
+/// The exact peak RSS (KiB) and CPU time of one run of `cmd`'s program, arguments, environment
+/// and directory, measured through bench/spawn_rss.c: a small helper forks and runs it, so unlike
+/// [`run_measured`] the figure carries none of this process's memory. The command's stdout is
+/// discarded (its stdin and stderr are null). Costs one extra fork + exec: use it outside the
+/// timed runs.
+pub fn exact_peak_rss(cmd: &Command) -> Result<(u64, Duration), String> {
+    let helper = build_c(&crate_dir().join("bench/spawn_rss.c"), "spawn_rss");
+    let mut c = Command::new(helper);
+    c.arg(cmd.get_program()).args(cmd.get_args());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(v) => c.env(key, v),
+            None => c.env_remove(key),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        c.current_dir(dir);
+    }
+    c.stderr(Stdio::null());
+    let out = run_checked(&mut c)?;
+    let field = |name: &str| -> Result<u64, String> {
+        out.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("spawn_rss printed {out:?}"))
+    };
+    if field("status")? != 0 {
+        return Err(format!(
+            "{:?} failed under spawn_rss (wait status {})",
+            cmd.get_program(),
+            field("status")?
+        ));
+    }
+    let cpu = Duration::from_micros(field("utime_us")? + field("stime_us")?);
+    Ok((field("maxrss_kib")?, cpu))
+}
+
+/// [`exact_peak_rss`] over `runs` runs: the largest peak, as text (`unmeasured: why` on error).
+pub fn exact_peak_rss_text(cmd: &Command, runs: usize) -> String {
+    let mut peak = 0;
+    for _ in 0..runs.max(1) {
+        match exact_peak_rss(cmd) {
+            Ok((kib, _)) => peak = peak.max(kib),
+            Err(e) => return format!("unmeasured: {e}"),
+        }
+    }
+    fmt_kib(peak)
 }
 
 /// A running fixtures/many_maps.c and what it said about itself; killed on drop.

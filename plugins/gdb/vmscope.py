@@ -10,6 +10,7 @@ gdb keeps ptrace) or the core file gdb has loaded. See `help vmscope` inside gdb
 docs/plugins.md.
 """
 
+import importlib
 import os
 import sys
 
@@ -18,6 +19,8 @@ import gdb
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 try:
     import vmscope_common as common
+
+    importlib.reload(common)  # loading the plugin again picks up an edited copy
 finally:
     sys.path.pop(0)
 

@@ -10,13 +10,13 @@ use crate::regions::classify::{self, Explained};
 use crate::regions::kind::{Kind, Sharing};
 use crate::regions::summary::{self, Gap, KindSummary};
 use crate::regions::{Region, Usage};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 pub const SWITCHES: &[&str] = &["--wide", "--bytes", "--gaps", "--summary"];
 pub const VALUED: &[&str] = &["--kind", "--perm", "--sort", "--top", "-A", "-B"];
 
 /// One row of the table: a region, or a free gap when gaps are shown.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Row {
     pub start: VirtAddr,
     pub end: VirtAddr,
@@ -46,6 +46,8 @@ pub struct View {
     pub wide: bool,
     pub bytes: bool,
     pub summary_only: bool,
+    /// Whether the target reported usage at all (core files and some backends do not).
+    pub has_usage: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -148,7 +150,7 @@ fn kinds(inv: &Invocation<'_>, col: usize, spec: &str) -> Result<Vec<Kind>> {
 
 /// Does a positional word look like an address expression rather than a name pattern?
 fn is_address(word: &str) -> bool {
-    word.starts_with(|c: char| c.is_ascii_digit() || "$*([-".contains(c))
+    word.starts_with(|c: char| c.is_ascii_digit() || "$*([-'".contains(c)) || word.contains('!')
 }
 
 pub fn run(session: &mut Session, inv: &Invocation<'_>) -> Result<Output> {
@@ -200,6 +202,7 @@ pub fn run(session: &mut Session, inv: &Invocation<'_>) -> Result<Output> {
     let explained = classify::explain(target, regions)?;
     let gaps = summary::gaps(&explained);
     let sum = summary::summarize(&explained, &gaps);
+    let has_usage = explained.iter().any(|e| e.region.usage.is_some());
 
     let show_free = flags.has("--gaps")
         || address.is_some()
@@ -252,6 +255,7 @@ pub fn run(session: &mut Session, inv: &Invocation<'_>) -> Result<Output> {
         wide: flags.has("--wide"),
         bytes: flags.has("--bytes"),
         summary_only: flags.has("--summary"),
+        has_usage,
     };
     if view.summary_only {
         rows.clear();

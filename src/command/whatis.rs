@@ -265,10 +265,12 @@ struct Context<'a> {
     gaps: &'a [summary::Gap],
 }
 
-impl Context<'_> {
-    fn explained_at(&self, addr: VirtAddr) -> Option<&Explained> {
-        let i = self.explained.partition_point(|e| e.region.end <= addr);
-        self.explained.get(i).filter(|e| e.region.contains(addr))
+impl<'a> Context<'a> {
+    /// The classified region holding `addr` (borrowed from the list, not from `self`).
+    fn explained_at(&self, addr: VirtAddr) -> Option<&'a Explained> {
+        let all: &'a [Explained] = self.explained;
+        let i = all.partition_point(|e| e.region.end <= addr);
+        all.get(i).filter(|e| e.region.contains(addr))
     }
 
     fn symbols(&mut self, addr: VirtAddr, detail: Detail) -> Option<AddrInfo> {
@@ -295,10 +297,10 @@ impl Context<'_> {
             gap: None,
             notes: Vec::new(),
         };
-        match self.explained_at(addr).cloned() {
+        match self.explained_at(addr) {
             Some(e) => {
                 let into = addr.offset_from(e.region.start);
-                w.region = Some(RegionRef::of(&e));
+                w.region = Some(RegionRef::of(e));
                 w.offset_in_region = Some(into);
                 if matches!(
                     e.region.backing,
@@ -398,7 +400,7 @@ impl Context<'_> {
     /// The short whatis of an address a value points to: the symbol (`main+17`), the stack of
     /// a thread, or the region and offset (`[heap]+0x10`). None when it points nowhere.
     fn short(&mut self, addr: VirtAddr) -> Option<String> {
-        let e = self.explained_at(addr)?.clone();
+        let e = self.explained_at(addr)?;
         if matches!(e.kind, Kind::Image | Kind::File)
             && let Some(short) = self.symbols(addr, Detail::Symbol).and_then(|i| i.short())
         {

@@ -1,10 +1,10 @@
 //! Memory usage of a region as the kernel accounts it in /proc/PID/smaps, in bytes, and its sums.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::ops::AddAssign;
 
 /// One region's smaps fields (bytes; `kernel_page_size` too), plus its VmFlags.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Usage {
     pub rss: u64,
     pub pss: u64,

@@ -7,8 +7,8 @@ pub mod escape;
 mod faults;
 pub mod json;
 mod layout;
-mod process;
 mod pages;
+mod process;
 mod regions;
 pub mod style;
 pub mod units;
@@ -74,17 +74,20 @@ impl Printer {
     }
 
     pub fn emit(&mut self, settings: Settings, output: &Output) {
+        // Buffered: a 60,000-row table is one write per 64 KiB, not one per line, and JSON is
+        // streamed rather than built as one string.
+        let mut out = io::BufWriter::with_capacity(64 * 1024, &mut self.out);
         let result = if settings.json {
             match output {
                 Output::Nothing => Ok(()),
-                other => serde_json::to_string(other)
+                other => serde_json::to_writer(&mut out, other)
                     .map_err(io::Error::other)
-                    .and_then(|s| writeln!(self.out, "{s}")),
+                    .and_then(|()| writeln!(out)),
             }
         } else {
-            text(output, Style::new(settings.color), &mut self.out)
+            text(output, Style::new(settings.color), &mut out)
         };
-        let _ = result.and_then(|()| self.out.flush());
+        let _ = result.and_then(|()| out.flush());
     }
 
     pub fn emit_error(&mut self, settings: Settings, command: &str, error: &Error) {

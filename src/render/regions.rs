@@ -153,7 +153,7 @@ fn summary(
     let mut total_size = 0;
     for s in &out.summary {
         let free = s.kind == Kind::Free;
-        let u = |v: u64| if free { "-".to_string() } else { size(v) };
+        let u = |v: u64| if free || !out.view.has_usage { "-".to_string() } else { size(v) };
         writeln!(
             w,
             "{:<8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>8}",
@@ -173,6 +173,7 @@ fn summary(
         }
     }
     let t = &out.totals;
+    let used = |v: u64| if out.view.has_usage { size(v) } else { "-".to_string() };
     writeln!(
         w,
         "{}",
@@ -180,15 +181,19 @@ fn summary(
             "{:<8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}",
             "total",
             size(total_size),
-            size(t.rss),
-            size(t.private()),
-            size(t.shared()),
-            size(t.dirty()),
-            size(t.swap),
+            used(t.rss),
+            used(t.private()),
+            used(t.shared()),
+            used(t.dirty()),
+            used(t.swap),
             blocks
         ))
     )?;
-    writeln!(w, "proportional set size (PSS): {}", size(t.pss))?;
+    if out.view.has_usage {
+        writeln!(w, "proportional set size (PSS): {}", size(t.pss))?;
+    } else {
+        writeln!(w, "no usage figures: this target does not report resident memory")?;
+    }
     if let Some(g) = &out.largest_free {
         writeln!(
             w,

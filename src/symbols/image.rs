@@ -122,7 +122,8 @@ pub struct Image {
     pub debug_path: Option<PathBuf>,
     debug: Option<Arc<Data>>,
     pub layout: LoadLayout,
-    pub build_id: Option<Vec<u8>>,
+    /// The GNU build-id, in hex.
+    pub build_id: Option<String>,
     sections: Vec<Section>,
     syms: Vec<Sym>,
     /// Whether symbol names point into the debug file's bytes (else the file's).
@@ -210,7 +211,7 @@ impl Image {
             debug_path,
             debug,
             layout,
-            build_id,
+            build_id: build_id.map(|id| id.iter().map(|b| format!("{b:02x}")).collect()),
             sections,
             syms,
             names_in_debug,

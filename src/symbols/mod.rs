@@ -161,10 +161,6 @@ fn basename(path: &Path) -> String {
         .into_owned()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl Symbols {
     pub fn new() -> Symbols {
         Symbols::default()
@@ -333,7 +329,7 @@ impl Symbols {
             return Some(info);
         };
         info.module.bias = Some(VirtAddr(bias));
-        info.module.build_id = image.build_id.as_deref().map(hex);
+        info.module.build_id = image.build_id.clone();
         info.module.symbols = Some(image.symbols_from);
         info.module.debug_file = image
             .debug_path

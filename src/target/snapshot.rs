@@ -676,6 +676,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_os = "linux")]
     fn a_snapshot_of_this_process_round_trips() {
         let mut me = super::super::attach(std::process::id() as i32).unwrap();
         let snap = Snapshot::take(me.as_mut()).unwrap();

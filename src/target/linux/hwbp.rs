@@ -861,6 +861,7 @@ mod arch {
     use super::Slot;
     use crate::target::WatchAccess;
     use nix::errno::Errno;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     pub const READ_ONLY: bool = true;
     /// The end of the user half of the address space (52-bit VA at most).
@@ -899,10 +900,14 @@ mod arch {
         }
     }
 
-    fn set(tid: i32, state: &HwDebugState) -> libc::c_long {
+    /// How many registers the last `arm` wrote: clearing writes those only, since writing a
+    /// register the thread never used makes the kernel reserve a slot for it.
+    static USED: AtomicUsize = AtomicUsize::new(0);
+
+    fn set(tid: i32, state: &HwDebugState, regs: usize) -> libc::c_long {
         let mut iov = libc::iovec {
             iov_base: state as *const HwDebugState as *mut libc::c_void,
-            iov_len: std::mem::size_of::<HwDebugState>() - 8 * std::mem::size_of::<DebugReg>(),
+            iov_len: 8 + regs.min(16) * std::mem::size_of::<DebugReg>(),
         };
         // SAFETY: PTRACE_SETREGSET reads iov_len bytes of `state` (a live repr(C) struct); the
         // kernel copies them and keeps no pointer. It is a plain async-signal-safe syscall.
@@ -918,10 +923,14 @@ mod arch {
 
     pub fn arm(tid: i32, slots: &[Slot]) -> Result<(), Errno> {
         let mut state = HwDebugState::default();
-        for (i, s) in slots.iter().enumerate().take(8) {
+        for (i, s) in slots.iter().enumerate().take(16) {
             state.regs[i] = reg(s);
         }
-        if set(tid, &state) == 0 {
+        // Registers a previous run used are written too (disabled), so none is left enabled.
+        let regs = USED
+            .fetch_max(slots.len(), Ordering::SeqCst)
+            .max(slots.len());
+        if set(tid, &state, regs) == 0 {
             Ok(())
         } else {
             Err(Errno::last())
@@ -940,7 +949,7 @@ mod arch {
     }
 
     pub fn clear_raw(tid: i32) -> bool {
-        set(tid, &HwDebugState::default()) == 0
+        set(tid, &HwDebugState::default(), USED.load(Ordering::SeqCst)) == 0
     }
 }
 
