@@ -135,6 +135,14 @@ pub fn run_target() -> ! {
         serde_json::to_string(&facts).expect("facts serialize")
     );
     let _ = std::io::Write::flush(&mut std::io::stdout());
+    // SAFETY: installing a handler that only stores to an atomic.
+    unsafe {
+        libc::signal(
+            libc::SIGUSR2,
+            touch_requested as *const () as libc::sighandler_t,
+        );
+    }
+    let mut touch_at: Option<std::time::Instant> = None;
     loop {
         // SAFETY: heap_ptr is a live Box we leaked on purpose; only this thread writes it.
         unsafe {
@@ -142,7 +150,49 @@ pub fn run_target() -> ! {
         }
         std::hint::black_box(&stack_local);
         std::hint::black_box(&func);
+        if TOUCH.swap(false, Ordering::SeqCst) {
+            touch_at = Some(std::time::Instant::now() + TOUCH_DELAY);
+        }
+        if touch_at.is_some_and(|t| std::time::Instant::now() >= t) {
+            touch_at = None;
+            touch_fresh_pages();
+        }
         std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Set by SIGUSR2: touch fresh pages soon, so `faults` has something to see.
+static TOUCH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// How long after SIGUSR2 the pages are touched: time for `faults` to start sampling.
+const TOUCH_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
+/// How many fresh pages one SIGUSR2 touches.
+pub const TOUCH_PAGES: usize = 256;
+
+extern "C" fn touch_requested(_sig: libc::c_int) {
+    TOUCH.store(true, Ordering::SeqCst);
+}
+
+/// Maps fresh anonymous memory and writes one byte per page: one page fault each.
+#[inline(never)]
+fn touch_fresh_pages() {
+    let len = TOUCH_PAGES * 4096;
+    // SAFETY: a fresh private anonymous mapping, written within its bounds, never unmapped (the
+    // demo keeps what it touched so `regions` can show it).
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        ) as *mut u8;
+        if p as *mut libc::c_void == libc::MAP_FAILED {
+            return;
+        }
+        for page in 0..TOUCH_PAGES {
+            p.add(page * 4096).write_volatile(1);
+        }
     }
 }
 

@@ -375,10 +375,8 @@ fn stopping(
         drop(tracer);
     } else {
         let _ = tracer.set_options(ptrace::Options::empty());
+        // A tracer only outlives a command while the target is stopped (`continue` detaches).
         if had_tracer && was_stopped {
-            p.tracer = Some(tracer);
-        } else if had_tracer {
-            let _ = tracer.resume_all();
             p.tracer = Some(tracer);
         } else {
             let _ = tracer.detach_all();

@@ -411,9 +411,12 @@ impl Target for LinuxProcess {
         Ok(sig.as_str().to_string())
     }
 
+    /// Resumes by detaching: a target left running must not stay traced, or the first signal
+    /// it receives would stop it in a signal-delivery-stop that nobody waits for. `stop` seizes
+    /// it again.
     fn resume(&mut self) -> Result<()> {
-        match &mut self.tracer {
-            Some(t) => t.resume_all(),
+        match self.tracer.take() {
+            Some(mut t) => t.detach_all(),
             None => Err(Error::usage(format!(
                 "process {} is not stopped by vmscope",
                 self.pid()
