@@ -102,7 +102,8 @@ fn totals_equal_smaps_rollup_and_rows_equal_maps_lines() {
     // The fixture is idle in pause(), but other processes starting or exiting flip shared
     // library pages between shared and private: take the kernel's rollup before and after, and
     // retry until nothing moved while vmscope read smaps.
-    let read_rollup = || std::fs::read_to_string(format!("/proc/{}/smaps_rollup", f.pid())).unwrap();
+    let read_rollup =
+        || std::fs::read_to_string(format!("/proc/{}/smaps_rollup", f.pid())).unwrap();
     let (doc, rollup) = (0..20)
         .find_map(|_| {
             let before = read_rollup();

@@ -153,7 +153,13 @@ fn summary(
     let mut total_size = 0;
     for s in &out.summary {
         let free = s.kind == Kind::Free;
-        let u = |v: u64| if free || !out.view.has_usage { "-".to_string() } else { size(v) };
+        let u = |v: u64| {
+            if free || !out.view.has_usage {
+                "-".to_string()
+            } else {
+                size(v)
+            }
+        };
         writeln!(
             w,
             "{:<8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>8}",
@@ -173,7 +179,13 @@ fn summary(
         }
     }
     let t = &out.totals;
-    let used = |v: u64| if out.view.has_usage { size(v) } else { "-".to_string() };
+    let used = |v: u64| {
+        if out.view.has_usage {
+            size(v)
+        } else {
+            "-".to_string()
+        }
+    };
     writeln!(
         w,
         "{}",
@@ -192,7 +204,10 @@ fn summary(
     if out.view.has_usage {
         writeln!(w, "proportional set size (PSS): {}", size(t.pss))?;
     } else {
-        writeln!(w, "no usage figures: this target does not report resident memory")?;
+        writeln!(
+            w,
+            "no usage figures: this target does not report resident memory"
+        )?;
     }
     if let Some(g) = &out.largest_free {
         writeln!(
