@@ -53,6 +53,14 @@ impl Churn {
     }
 }
 
+/// The tests of this file run one at a time: each spawns processes that map libc, which moves
+/// the PSS and the shared/private split of every other process's library pages, and the
+/// round-trip test compares two reads of a live process byte for byte.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -76,6 +84,7 @@ fn maps(pid: i32) -> Vec<(u64, u64, String)> {
 
 #[test]
 fn a_saved_snapshot_reads_back_as_the_same_regions_and_layout() {
+    let _serial = serial();
     let c = Churn::start();
     let file = c.file("s0.json");
     let pid = c.pid().to_string();
@@ -233,6 +242,7 @@ fn kind_delta(doc: &Value, kind: &str) -> Value {
 
 #[test]
 fn diff_reports_exactly_what_the_fixture_did() {
+    let _serial = serial();
     let mut c = Churn::start();
     let before = c.file("before.json");
     let after = c.file("after.json");
@@ -384,6 +394,7 @@ fn next_doc(lines: &mut impl Iterator<Item = std::io::Result<String>>) -> Value 
 
 #[test]
 fn a_bare_diff_compares_with_the_last_regions_or_snapshot() {
+    let _serial = serial();
     let mut c = Churn::start();
     let pid = c.pid().to_string();
     let mut s = Piped::start(&["-p", &pid, "--json"]);
@@ -426,6 +437,7 @@ fn a_bare_diff_compares_with_the_last_regions_or_snapshot() {
 
 #[test]
 fn a_snapshot_target_says_what_needs_a_live_process() {
+    let _serial = serial();
     let c = Churn::start();
     let file = c.file("s.json");
     let (_, out) = json_batch(c.pid(), &[&format!("snapshot save {}", path_str(&file))]);
@@ -480,6 +492,7 @@ fn a_snapshot_target_says_what_needs_a_live_process() {
 
 #[test]
 fn bad_files_and_arguments_are_clear_errors() {
+    let _serial = serial();
     let c = Churn::start();
     let pid = c.pid().to_string();
     let good = c.file("good.json");
@@ -563,6 +576,7 @@ fn bad_files_and_arguments_are_clear_errors() {
 
 #[test]
 fn a_target_that_exits_midway_is_reported() {
+    let _serial = serial();
     let mut c = Churn::start();
     let pid = c.pid();
     let before = c.file("before.json");
