@@ -6,9 +6,8 @@
 use crate::command::Session;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+#[cfg(target_os = "linux")]
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The hidden argument that turns vmscope into the demo target.
@@ -34,10 +33,12 @@ pub struct Facts {
 }
 
 /// The address of the demo's copy-on-write int, for the child's signal handler.
+#[cfg(target_os = "linux")]
 static COW_INT: AtomicUsize = AtomicUsize::new(0);
 
 /// The demo child's SIGUSR1 handler: it writes the shared int, so the kernel gives the child a
 /// private copy of that page (`signal SIGUSR1 $child_pid` in the tour).
+#[cfg(target_os = "linux")]
 extern "C" fn child_writes(_sig: libc::c_int) {
     let p = COW_INT.load(Ordering::SeqCst) as *mut u64;
     if !p.is_null() {
@@ -48,12 +49,14 @@ extern "C" fn child_writes(_sig: libc::c_int) {
 }
 
 /// The function whose address the demo publishes as its function pointer.
+#[cfg(target_os = "linux")]
 #[inline(never)]
 fn bump(x: u64) -> u64 {
     std::hint::black_box(x + 1)
 }
 
 /// Runs as the demo target; never returns.
+#[cfg(target_os = "linux")]
 pub fn run_target() -> ! {
     // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number; it makes this process die with
     // vmscope, even if vmscope is killed with SIGKILL.
@@ -162,17 +165,21 @@ pub fn run_target() -> ! {
 }
 
 /// Set by SIGUSR2: touch fresh pages soon, so `faults` has something to see.
+#[cfg(target_os = "linux")]
 static TOUCH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 /// How long after SIGUSR2 the pages are touched: time for `faults` to start sampling.
+#[cfg(target_os = "linux")]
 const TOUCH_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
 /// How many fresh pages one SIGUSR2 touches.
 pub const TOUCH_PAGES: usize = 256;
 
+#[cfg(target_os = "linux")]
 extern "C" fn touch_requested(_sig: libc::c_int) {
     TOUCH.store(true, Ordering::SeqCst);
 }
 
 /// Maps fresh anonymous memory and writes one byte per page: one page fault each.
+#[cfg(target_os = "linux")]
 #[inline(never)]
 fn touch_fresh_pages() {
     let len = TOUCH_PAGES * 4096;
@@ -196,12 +203,31 @@ fn touch_fresh_pages() {
     }
 }
 
-/// Starts the demo target and returns it with its facts.
+/// The demo target is a Linux program (fork, PR_SET_PDEATHSIG, /proc): elsewhere it says so.
+#[cfg(not(target_os = "linux"))]
+pub fn run_target() -> ! {
+    eprintln!("vmscope: the demo target runs only on Linux");
+    std::process::exit(1)
+}
+
+/// Starts the demo target and returns it with its facts. The demo needs Linux (fork,
+/// PR_SET_PDEATHSIG, a subreaper, /proc): elsewhere it is not supported yet.
+#[cfg(not(target_os = "linux"))]
 pub fn start_target() -> Result<(Box<dyn crate::target::Target>, Facts)> {
+    Err(Error::Unsupported {
+        what: "the demo (it needs Linux's fork, PR_SET_PDEATHSIG and /proc)".into(),
+        target: std::env::consts::OS.into(),
+    })
+}
+
+/// Starts the demo target and returns it with its facts.
+#[cfg(target_os = "linux")]
+pub fn start_target() -> Result<(Box<dyn crate::target::Target>, Facts)> {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
     // The demo target's forked child is orphaned when the target is killed: as a subreaper,
     // vmscope inherits it and reaps it in `clean_up`, instead of leaving a zombie to init.
     // SAFETY: prctl(PR_SET_CHILD_SUBREAPER, 1) only changes how orphans are reparented.
-    #[cfg(target_os = "linux")]
     unsafe {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
     }
@@ -225,19 +251,8 @@ pub fn start_target() -> Result<(Box<dyn crate::target::Target>, Facts)> {
             return Err(Error::Usage(format!("the demo target did not start: {e}")));
         }
     };
-    #[cfg(target_os = "linux")]
-    {
-        let target = crate::target::linux::LinuxProcess::adopt(child)?;
-        Ok((Box::new(target), facts))
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = child.kill();
-        Err(Error::Unsupported {
-            what: "the demo".into(),
-            target: std::env::consts::OS.into(),
-        })
-    }
+    let target = crate::target::linux::LinuxProcess::adopt(child)?;
+    Ok((Box::new(target), facts))
 }
 
 /// Runs the tour against a session holding the demo target; the caller decides about the REPL.

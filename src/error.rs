@@ -38,6 +38,7 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[cfg(unix)]
     #[error("{context}: {errno}")]
     Sys {
         context: String,

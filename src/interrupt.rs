@@ -37,6 +37,7 @@ pub fn set_repl_active(active: bool) {
     REPL_ACTIVE.store(active, Ordering::SeqCst);
 }
 
+#[cfg(unix)]
 extern "C" fn on_signal(sig: libc::c_int) {
     if sig == libc::SIGINT && REPL_ACTIVE.load(Ordering::SeqCst) {
         INTERRUPTED.store(true, Ordering::SeqCst);
@@ -49,6 +50,7 @@ extern "C" fn on_signal(sig: libc::c_int) {
 }
 
 /// Installs the handlers for SIGINT, SIGTERM and SIGHUP.
+#[cfg(unix)]
 pub fn install() {
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
     let action = SigAction::new(
@@ -61,5 +63,29 @@ pub fn install() {
         unsafe {
             let _ = sigaction(sig, &action);
         }
+    }
+}
+
+/// Windows' console control handler: Ctrl-C interrupts the command while the REPL runs; otherwise
+/// (and for Ctrl-Break, closing the console, logoff, shutdown) vmscope lets go of its target and
+/// the default handler ends the process.
+#[cfg(windows)]
+unsafe extern "system" fn on_console_event(event: u32) -> windows_sys::core::BOOL {
+    use windows_sys::Win32::System::Console::CTRL_C_EVENT;
+    if event == CTRL_C_EVENT && REPL_ACTIVE.load(Ordering::SeqCst) {
+        INTERRUPTED.store(true, Ordering::SeqCst);
+        return 1; // handled: keep running
+    }
+    crate::target::release_all_for_exit();
+    0 // not handled: the next handler (the default one) ends the process
+}
+
+/// Installs the console control handler (Ctrl-C, Ctrl-Break, close).
+#[cfg(windows)]
+pub fn install() {
+    // SAFETY: the handler only touches atomics and lets go of the target; Windows runs it on a
+    // thread of its own, which the atomics make safe.
+    unsafe {
+        windows_sys::Win32::System::Console::SetConsoleCtrlHandler(Some(on_console_event), 1);
     }
 }

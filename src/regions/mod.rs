@@ -4,6 +4,7 @@
 
 pub mod classify;
 pub mod elf;
+pub mod foreign;
 pub mod kind;
 pub mod summary;
 pub mod usage;

@@ -755,9 +755,13 @@ impl CoreFile {
                 (i32::from(sig), None)
             }
         };
+        // Core files are Linux's: only Linux's own table names their signal numbers.
+        #[cfg(target_os = "linux")]
         let name = nix::sys::signal::Signal::try_from(signo)
             .map(|s| s.as_str().to_string())
             .unwrap_or_else(|_| format!("signal {signo}"));
+        #[cfg(not(target_os = "linux"))]
+        let name = format!("signal {signo}");
         Some(match addr {
             Some(a) => format!("{name} at {a:#x}"),
             None => name,

@@ -55,8 +55,12 @@ impl LinuxProcess {
             tracer: None,
             watches: hwbp::Watches::default(),
         };
-        // Fail now, with the fix named, if we may not look at it.
-        p.proc_read("maps")?;
+        // Fail now, with the fix named, if we may not look at it: the kernel checks access when
+        // the file is opened, so there is no need to read a map that may be 60,000 lines long.
+        let maps = format!("/proc/{pid}/maps");
+        if let Err(e) = File::open(&maps) {
+            return Err(p.io_error(&maps, e));
+        }
         if p.state()? == 'Z' {
             return Err(p.exited());
         }
