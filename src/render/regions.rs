@@ -124,7 +124,7 @@ fn table(out: &RegionsOut, style: Style, w: &mut dyn Write) -> io::Result<()> {
                 usage(r, u.locked),
                 usage(r, u.thp),
                 r.offset.get(),
-                format_args!("{}:{}", r.dev, r.inode),
+                format!("{}:{}", r.dev, r.inode),
                 u.vmflags,
             );
         }

@@ -24,18 +24,10 @@ impl fmt::Display for Size {
 }
 
 /// A small stack buffer to format one cell into.
+#[derive(Default)]
 struct Cell {
     buf: [u8; 32],
     len: usize,
-}
-
-impl Default for Cell {
-    fn default() -> Self {
-        Cell {
-            buf: [0; 32],
-            len: 0,
-        }
-    }
 }
 
 impl Cell {
