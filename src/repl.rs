@@ -12,7 +12,9 @@ use rustyline::hint::Hinter;
 use rustyline::history::DefaultHistory;
 use rustyline::validate::Validator;
 use rustyline::{Context, Editor, Helper};
+use std::cell::RefCell;
 use std::path::PathBuf;
+use std::rc::Rc;
 
 pub const PROMPT: &str = "(vmscope) ";
 
@@ -83,8 +85,13 @@ pub fn hint(line: &str) -> Option<String> {
     }
 }
 
+/// Most symbol candidates offered at once: a prefix of one letter can match 100,000 names.
+const MAX_SYMBOL_CANDIDATES: usize = 500;
+
 struct ReplHelper {
     files: FilenameCompleter,
+    /// The session, for symbol completion. Commands and completion never run at the same time.
+    session: Rc<RefCell<Session>>,
 }
 
 impl Completer for ReplHelper {
@@ -96,9 +103,30 @@ impl Completer for ReplHelper {
         pos: usize,
         ctx: &Context<'_>,
     ) -> rustyline::Result<(usize, Vec<Pair>)> {
-        let (start, words, kind) = complete(line, pos);
+        let (start, mut words, kind) = complete(line, pos);
         if kind == Completion::Files && words.is_empty() {
             return self.files.complete(line, pos, ctx);
+        }
+        if kind == Completion::Expr {
+            // A symbol starts after the last operator: `x/a *(main+`, `whatis libc!mal`.
+            let head = &line[..pos];
+            let sym_start = head
+                .rfind(|c: char| c.is_whitespace() || "*()+-/".contains(c))
+                .map_or(0, |i| i + 1);
+            let prefix = &head[sym_start..];
+            if !prefix.is_empty() && !prefix.starts_with(|c: char| c.is_ascii_digit() || c == '$') {
+                let mut names = self.session.borrow_mut().complete_symbol(prefix);
+                names.truncate(MAX_SYMBOL_CANDIDATES);
+                let pairs = names
+                    .into_iter()
+                    .map(|w| Pair {
+                        display: w.clone(),
+                        replacement: w,
+                    })
+                    .collect();
+                return Ok((sym_start, pairs));
+            }
+            words.retain(|w| w.starts_with('-'));
         }
         let pairs = words
             .into_iter()
@@ -138,6 +166,22 @@ fn history_path() -> Option<PathBuf> {
 
 /// Runs the REPL until `quit` or Ctrl-D. Returns whether the last command succeeded.
 pub fn run(session: &mut Session) -> bool {
+    // The line editor's completer needs the session too (symbol names): share it for the
+    // REPL's lifetime and hand it back at the end.
+    let placeholder = Session::new(session.settings);
+    let shared = Rc::new(RefCell::new(std::mem::replace(session, placeholder)));
+    let ok = run_shared(&shared);
+    drop(std::mem::replace(
+        session,
+        Rc::try_unwrap(shared)
+            .ok()
+            .map(RefCell::into_inner)
+            .expect("the editor is gone"),
+    ));
+    ok
+}
+
+fn run_shared(shared: &Rc<RefCell<Session>>) -> bool {
     let mut editor: Editor<ReplHelper, DefaultHistory> = match Editor::new() {
         Ok(e) => e,
         Err(e) => {
@@ -147,6 +191,7 @@ pub fn run(session: &mut Session) -> bool {
     };
     editor.set_helper(Some(ReplHelper {
         files: FilenameCompleter::new(),
+        session: Rc::clone(shared),
     }));
     let history = history_path();
     if let Some(path) = &history {
@@ -155,7 +200,7 @@ pub fn run(session: &mut Session) -> bool {
     crate::interrupt::set_repl_active(true);
     let mut ok = true;
     let mut last: Option<String> = None;
-    while !session.quit_requested {
+    while !shared.borrow().quit_requested {
         match editor.readline(PROMPT) {
             Ok(line) => {
                 let trimmed = line.trim();
@@ -166,12 +211,13 @@ pub fn run(session: &mut Session) -> bool {
                         .as_deref()
                         .is_some_and(|l| l == "x" || l.starts_with("x/") || l.starts_with("x "))
                     {
-                        ok = session.run_line(&format!("x/{}", session.examine.count));
+                        let count = shared.borrow().examine.count;
+                        ok = shared.borrow_mut().run_line(&format!("x/{count}"));
                     }
                     continue;
                 }
                 let _ = editor.add_history_entry(trimmed);
-                ok = session.run_line(&line);
+                ok = shared.borrow_mut().run_line(&line);
                 last = Some(trimmed.to_string());
             }
             Err(ReadlineError::Interrupted) => continue,

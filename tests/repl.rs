@@ -39,6 +39,8 @@ fn a_session_in_a_terminal() {
     send("stop\r");
     send(&format!("x/2gx {:#x}\r", f.addr("global_values")));
     send("\r"); // repeats x: the next two units
+    send("whatis answ\t"); // Tab completes the fixture's symbol `answer`
+    send("\r");
     send("\x04"); // Ctrl-D: detach and exit
     drop(stdin);
     let out = child.wait_with_output().unwrap();
@@ -51,6 +53,11 @@ fn a_session_in_a_terminal() {
     assert!(
         text.contains("0x000000000000002a  0x0000000000000000"),
         "{text}"
+    );
+    assert!(text.contains("whatis answer"), "symbol completion: {text}");
+    assert!(
+        text.contains("answer (size"),
+        "whatis of the completed symbol: {text}"
     );
     // Ctrl-D let go of the stopped target.
     assert!(wait_until(5, || f.state() == 'S'), "state {}", f.state());

@@ -180,6 +180,14 @@ impl Session {
         (spec.run)(self, &inv)
     }
 
+    /// Symbol names starting with `prefix`, for REPL completion (empty without a target).
+    pub fn complete_symbol(&mut self, prefix: &str) -> Vec<String> {
+        match (self.symbols.as_mut(), self.target.as_deref_mut()) {
+            (Some(symbols), Some(target)) => symbols.complete(target, prefix),
+            _ => Vec::new(),
+        }
+    }
+
     /// Runs one line and prints its result or error; returns whether it succeeded.
     pub fn run_line(&mut self, line: &str) -> bool {
         match self.execute(line) {

@@ -17,6 +17,8 @@ pub enum Completion {
     Commands,
     /// The listed words and file names (`source FILE`).
     Files,
+    /// The listed words and symbol names, for commands that take address expressions.
+    Expr,
 }
 
 pub struct CommandSpec {
@@ -146,7 +148,7 @@ pub static COMMANDS: &[CommandSpec] = &[
                numbers and page flags need CAP_SYS_ADMIN (root); without it they are shown as \
                hidden, never as 0.",
         words: &["--region", "--limit", "--pid", "[heap]", "[stack]"],
-        completion: Completion::Words,
+        completion: Completion::Expr,
         run: super::translate::run,
     },
     CommandSpec {
@@ -182,7 +184,7 @@ pub static COMMANDS: &[CommandSpec] = &[
                its 20 largest bands and folds the rest into `N more mappings`; --all draws every \
                band. --bytes gives exact sizes.",
         words: &["--all", "--bytes"],
-        completion: Completion::Words,
+        completion: Completion::Expr,
         run: super::layout::run,
     },
     CommandSpec {
@@ -238,7 +240,7 @@ pub static COMMANDS: &[CommandSpec] = &[
                Symbols work in every expression: main, global_counter, libc.so.6!malloc, \
                libc!malloc, 'mangled_or::demangled::name', main+0x10.",
         words: &["--depth", "-f"],
-        completion: Completion::Words,
+        completion: Completion::Expr,
         run: super::whatis::run,
     },
     CommandSpec {
@@ -253,7 +255,7 @@ pub static COMMANDS: &[CommandSpec] = &[
                Examples: x/8gx $sp   x/s $mapped   x/4dw [heap]+16   x/a *($sp+8)\n\
                Format and size are remembered; `x` with no address continues after the last.",
         words: &[],
-        completion: Completion::Words,
+        completion: Completion::Expr,
         run: examine::run,
     },
     CommandSpec {
@@ -266,7 +268,7 @@ pub static COMMANDS: &[CommandSpec] = &[
                $convenience variables, regions ([heap], [stack]), + - * /, parentheses, and \
                *EXPR to read a pointer.",
         words: &[],
-        completion: Completion::Words,
+        completion: Completion::Expr,
         run: misc::run_print,
     },
     CommandSpec {
@@ -288,7 +290,7 @@ pub static COMMANDS: &[CommandSpec] = &[
                without ptrace, so it works while gdb or lldb owns the process; it cannot show \
                values. `watches` lists them with their hit counts, `unwatch N|all` removes them.",
         words: &["-w", "-rw", "--passive", "--count", "--for"],
-        completion: Completion::Words,
+        completion: Completion::Expr,
         run: super::watch::run_watch,
     },
     CommandSpec {

@@ -5,6 +5,8 @@
 pub mod core;
 #[cfg(target_os = "linux")]
 pub mod linux;
+#[cfg(target_os = "macos")]
+pub mod macos;
 pub mod snapshot;
 
 use crate::addr::VirtAddr;
@@ -356,8 +358,13 @@ pub fn attach(pid: i32) -> Result<Box<dyn Target>> {
     {
         Ok(Box::new(linux::LinuxProcess::attach(pid)?))
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(target_os = "macos")]
     {
+        Ok(Box::new(macos::MacProcess::attach(pid)?))
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    {
+        let _ = pid;
         Err(Error::Unsupported {
             what: "attaching to a live process".into(),
             target: std::env::consts::OS.into(),
