@@ -133,9 +133,9 @@ fn main() {
                 Some(p) => cmd.stdin(std::fs::File::open(p).expect("open the address file")),
                 None => cmd.stdin(Stdio::null()),
             };
-            let (status, used) = run_cpu(&mut cmd);
-            assert!(status, "{cmd:?} failed");
-            cpu.borrow_mut()[i].push(used);
+            let m = common::run_measured_usage(&mut cmd).expect("spawn");
+            assert!(m.status.success(), "{cmd:?} failed");
+            cpu.borrow_mut()[i].push(m.cpu);
         }));
     };
     let mut v = Command::new(&vmscope);
@@ -324,34 +324,6 @@ fn gnu_addr2line() -> bool {
         .arg("--version")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("GNU"))
-}
-
-/// Runs `cmd` to the end; whether it succeeded and the CPU time it used (user + system).
-fn run_cpu(cmd: &mut Command) -> (bool, Duration) {
-    let child = cmd.spawn().expect("spawn");
-    let pid = child.id() as libc::pid_t;
-    let mut status: libc::c_int = 0;
-    // SAFETY: rusage is plain data that wait4 fills in; all-zero is a valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: `pid` is our own unreaped child (dropping a std Child neither kills nor waits),
-        // and both out-pointers point to live locals of the right types.
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if r == pid {
-            break;
-        }
-        assert_eq!(
-            std::io::Error::last_os_error().kind(),
-            std::io::ErrorKind::Interrupted,
-            "wait4"
-        );
-    }
-    drop(child);
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    (
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        tv(usage.ru_utime) + tv(usage.ru_stime),
-    )
 }
 
 /// Checks, once, that vmscope's source line for each address is gimli's (the innermost frame),

@@ -229,6 +229,31 @@ def vmscope_argv(binary, target, command, json, color):
     return argv + ["-ex", command]
 
 
+def invoke(plugin_file, line, evaluate, target_args, debugger_styles, write):
+    """Runs one plugin command line: its address expressions replaced by `evaluate`, the binary
+    found next to `plugin_file`, the process or core from `target_args()`, the output streamed to
+    `write`. Raises PluginError for the debugger to show."""
+    command, json = rewrite(line, evaluate)
+    binary = find_binary(plugin_file)
+    color = want_color(debugger_styles)
+    run(vmscope_argv(binary, target_args(), command, json, color), write)
+
+
+def command_names(plugin_file):
+    """vmscope's command names (for completion); empty when the binary cannot tell."""
+    import json
+
+    try:
+        binary = find_binary(plugin_file)
+        out = subprocess.run(
+            [binary, "--batch", "--json", "-ex", "help"],
+            capture_output=True, timeout=10, check=False,
+        ).stdout
+        return sorted(c["name"] for c in json.loads(out)["commands"])
+    except Exception:  # noqa: BLE001 - completion must never raise
+        return []
+
+
 def want_color(debugger_styles):
     """Color when the debugger styles its output, stdout is a terminal and NO_COLOR is unset."""
     return (

@@ -246,11 +246,6 @@ fn permission_errors_name_the_fix() {
     );
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 #[test]
 fn signal_sends_and_rejects_bad_input() {
     let f = Fixture::start("facts");

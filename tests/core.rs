@@ -9,46 +9,8 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-/// The facts fixture, run from a copy of its binary in its own scratch directory: other test
-/// binaries rebuild fixtures into the shared target directory while this one runs, and a
-/// replaced executable would show as `(deleted)` in the map and the core.
-fn start_private(tag: &str, shell_prefix: Option<&str>) -> Fixture {
-    let scratch = Scratch::new(tag);
-    let bin = scratch.0.join("fixture-facts");
-    std::fs::copy(fixture_bin("facts"), &bin).unwrap();
-    let mut cmd = match shell_prefix {
-        Some(script) => {
-            let mut c = Command::new("sh");
-            c.args(["-c", script]).arg(&bin);
-            c
-        }
-        None => Command::new(&bin),
-    };
-    let mut child = cmd
-        .arg(&scratch.0)
-        .current_dir(&scratch.0)
-        .stdout(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start facts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let facts: Value =
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("facts printed {line:?}: {e}"));
-    let fx = Fixture {
-        child,
-        facts,
-        scratch,
-    };
-    fx.wait_paused();
-    fx
-}
 
 fn have_gdb() -> bool {
     let ok = Command::new("gdb")
@@ -93,7 +55,7 @@ fn gdb_core(tag: &str) -> Option<(Fixture, Vec<Value>, PathBuf)> {
     if !have_gdb() {
         return None;
     }
-    let mut fx = start_private(tag, None);
+    let mut fx = Fixture::start_private(tag, None);
     let live = live_regions(fx.pid());
     let core = fx.scratch.0.join(format!("{tag}.core"));
     let out = Command::new("gdb")
@@ -275,7 +237,7 @@ fn kernel_core() -> Option<(Fixture, Vec<Value>, PathBuf)> {
     }
     // RLIMIT_CORE up to the hard limit, in the fixture only; its cwd is where a relative
     // core_pattern writes.
-    let fx = start_private(
+    let fx = Fixture::start_private(
         "kcore",
         Some(
             "ulimit -c unlimited 2>/dev/null || ulimit -c \"$(ulimit -H -c)\"; exec \"$0\" \"$@\"",
@@ -390,11 +352,6 @@ fn kernel_core_has_every_live_region() {
         assert!(e.contains("truncated"), "{e}");
         assert!(!stderr(&out).contains("panicked"));
     }
-}
-
-fn has_command(name: &str) -> bool {
-    let out = vmscope(&["--batch", "-ex", &format!("help {name}")]);
-    out.status.success()
 }
 
 #[test]

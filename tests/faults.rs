@@ -70,11 +70,6 @@ fn finish(child: Child) -> (Vec<Value>, String, std::process::ExitStatus) {
     )
 }
 
-fn send(pid: i32, sig: i32) {
-    // SAFETY: kill on the pid of a fixture this test started.
-    assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
-}
-
 #[test]
 fn faults_land_in_the_touched_region_and_agree_with_the_fixture() {
     let f = Fixture::start("faulty");
@@ -89,7 +84,7 @@ fn faults_land_in_the_touched_region_and_agree_with_the_fixture() {
         wait_until(20, || perf_fds(me) >= 2),
         "vmscope never opened its perf events"
     );
-    send(pid, libc::SIGUSR1);
+    send_signal(pid, libc::SIGUSR1);
     let (own_minflt, _) = round(&f, 1);
     let (docs, err, status) = finish(child);
     assert!(status.success(), "{err}");
@@ -182,7 +177,7 @@ fn text_output_shows_the_tables() {
         .unwrap();
     let me = child.id();
     assert!(wait_until(20, || perf_fds(me) >= 2));
-    send(pid, libc::SIGUSR1);
+    send_signal(pid, libc::SIGUSR1);
     round(&f, 1);
     let out = child.wait_with_output().unwrap();
     let text = stdout(&out);
@@ -217,7 +212,7 @@ fn without_perf_events_it_counts_from_proc_and_says_why() {
     let child = start_faults(pid, "faults 2s", Some(&wrapper));
     // No perf fds to wait for: give it time to start its count.
     std::thread::sleep(Duration::from_millis(700));
-    send(pid, libc::SIGUSR1);
+    send_signal(pid, libc::SIGUSR1);
     round(&f, 1);
     let (docs, err, status) = finish(child);
     assert!(status.success(), "{err}");
@@ -295,7 +290,7 @@ fn a_target_that_exits_midway_ends_the_run_with_what_was_seen() {
     let child = start_faults(pid, "faults 20s", None);
     let me = child.id();
     assert!(wait_until(20, || perf_fds(me) >= 2));
-    send(pid, libc::SIGUSR1);
+    send_signal(pid, libc::SIGUSR1);
     round(&f, 1);
     f.kill();
     let (docs, err, status) = finish(child);

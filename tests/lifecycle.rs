@@ -6,14 +6,6 @@ use common::*;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn tracer_pid(pid: i32) -> Option<i32> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("TracerPid:"))
-        .and_then(|v| v.trim().parse().ok())
-}
-
 #[test]
 fn commands_from_a_pipe_are_all_answered() {
     let f = Fixture::start("facts");
@@ -39,8 +31,7 @@ fn a_target_that_exits_midway_is_reported_and_the_session_survives() {
     s.send("info");
     std::thread::sleep(Duration::from_millis(300));
     // Killed but not reaped: a zombie, which must count as exited too.
-    f.child.kill().unwrap();
-    assert!(wait_until(5, || proc_state(pid) == 'Z'));
+    f.kill_to_zombie();
     for cmd in [
         "info",
         "threads",

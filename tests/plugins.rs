@@ -11,7 +11,6 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -105,50 +104,7 @@ fn shape(doc: &Value) -> Vec<(String, String, String, Value, String, String)> {
 }
 
 fn started() -> Fixture {
-    start_private("plugin-facts", None)
-}
-
-/// The facts fixture, run from a copy of its binary in its own scratch directory: other test
-/// binaries rebuild fixtures into the shared target directory while this one runs, and a
-/// replaced executable would show as `(deleted)` in the map and the core.
-fn start_private(tag: &str, shell_prefix: Option<&str>) -> Fixture {
-    let scratch = Scratch::new(tag);
-    let bin = scratch.0.join("fixture-facts");
-    std::fs::copy(fixture_bin("facts"), &bin).unwrap();
-    let mut cmd = match shell_prefix {
-        Some(script) => {
-            let mut c = Command::new("sh");
-            c.args(["-c", script]).arg(&bin);
-            c
-        }
-        None => Command::new(&bin),
-    };
-    let mut child = cmd
-        .arg(&scratch.0)
-        .current_dir(&scratch.0)
-        .stdout(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start facts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let facts: Value =
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("facts printed {line:?}: {e}"));
-    let fx = Fixture {
-        child,
-        facts,
-        scratch,
-    };
-    fx.wait_paused();
-    fx
-}
-
-fn has_command(name: &str) -> bool {
-    vmscope(&["--batch", "-ex", &format!("help {name}")])
-        .status
-        .success()
+    Fixture::start_private("plugin-facts", None)
 }
 
 #[test]

@@ -3,36 +3,17 @@
 
 mod common;
 use common::*;
-use std::io::Write;
-use std::process::{Command, Stdio};
-use std::time::Duration;
 
 #[test]
 fn a_session_in_a_terminal() {
-    if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: `script` (util-linux) is not installed, so no pseudo-terminal test");
+    if !have_script() {
         return;
     }
     let f = Fixture::start("facts");
     f.wait_paused();
     let state = Scratch::new("repl-state");
-    let cmd = format!("{VMSCOPE} -p {}", f.pid());
-    let mut child = Command::new("script")
-        .args(["-qfec", &cmd, "/dev/null"])
-        .env("XDG_STATE_HOME", &state.0)
-        .env("NO_COLOR", "1")
-        .env("TERM", "xterm")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut send = |keys: &str| {
-        stdin.write_all(keys.as_bytes()).unwrap();
-        stdin.flush().unwrap();
-        std::thread::sleep(Duration::from_millis(250));
-    };
+    let mut term = Terminal::start(f.pid(), &state);
+    let mut send = |keys: &str| term.keys(keys, 250);
     send("thre\t"); // Tab completes the common prefix of thread/threads
     send("s\r");
     send("\x03"); // Ctrl-C at the prompt: a new prompt, not an exit
@@ -42,8 +23,7 @@ fn a_session_in_a_terminal() {
     send("whatis answ\t"); // Tab completes the fixture's symbol `answer`
     send("\r");
     send("\x04"); // Ctrl-D: detach and exit
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
+    let out = term.finish().wait_with_output().unwrap();
     let text = stdout(&out);
     assert!(text.contains("(vmscope) "), "{text}");
     assert!(text.contains("worker-1"), "threads did not run:\n{text}");

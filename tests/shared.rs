@@ -27,8 +27,7 @@ fn frames(pid: i32, addr: u64, count: u64) -> Vec<Option<u64>> {
 
 /// Frame numbers need root (CAP_SYS_ADMIN); says so loudly when missing.
 fn frames_visible(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() == 0 };
+    let root = is_root();
     if !root {
         eprintln!("SKIPPED {test}: needs root (CAP_SYS_ADMIN) to see frame numbers");
     }
@@ -193,12 +192,7 @@ fn bad_input_gives_clear_errors() {
             "nothing is mapped in",
         ),
     ] {
-        let cmd = cmd.as_str();
-        let out = text_batch(f.pid(), &[cmd]);
-        assert_eq!(out.status.code(), Some(1), "{cmd}");
-        let err = stderr(&out);
-        assert!(err.contains(want), "{cmd}: {err}");
-        assert!(!err.contains("panicked"), "{cmd}: {err}");
+        assert_clear_error(f.pid(), &cmd, want);
     }
 }
 
@@ -213,8 +207,7 @@ fn a_target_that_exits_midway_is_reported() {
     let mut s = Piped::start(&["-p", &pid.to_string()]);
     s.send(&format!("shared {}", g.pid()));
     std::thread::sleep(Duration::from_millis(300));
-    f.child.kill().unwrap();
-    assert!(wait_until(5, || proc_state(pid) == 'Z'));
+    f.kill_to_zombie();
     s.send(&format!("shared {}", g.pid()));
     let out = s.finish();
     let err = stderr(&out);

@@ -27,11 +27,6 @@ fn pfn_of(raw: u64) -> u64 {
     raw & ((1 << 55) - 1)
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 /// Frame numbers, page flags and swap need root (CAP_SYS_ADMIN); says so loudly when missing.
 fn frames_visible(test: &str) -> bool {
     if !is_root() {
@@ -603,11 +598,7 @@ fn bad_input_gives_clear_errors() {
             "no process with pid 999999999",
         ),
     ] {
-        let out = text_batch(f.pid(), &[cmd]);
-        assert_eq!(out.status.code(), Some(1), "{cmd}");
-        let err = stderr(&out);
-        assert!(err.contains(want), "{cmd}: {err}");
-        assert!(!err.contains("panicked"), "{cmd}: {err}");
+        assert_clear_error(f.pid(), cmd, want);
     }
 }
 
@@ -619,8 +610,7 @@ fn a_target_that_exits_midway_is_reported() {
     let mut s = Piped::start(&["-p", &pid.to_string()]);
     s.send(&format!("translate {anon:#x}"));
     std::thread::sleep(Duration::from_millis(300));
-    f.child.kill().unwrap();
-    assert!(wait_until(5, || proc_state(pid) == 'Z'));
+    f.kill_to_zombie();
     s.send(&format!("translate {anon:#x}"));
     s.send(&format!("translate {anon:#x} 0x4000"));
     s.send("translate [heap]");

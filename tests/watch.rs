@@ -115,11 +115,6 @@ fn wait_child(child: &mut Child, secs: u64) -> std::process::ExitStatus {
     status.unwrap()
 }
 
-fn send(pid: i32, sig: i32) {
-    // SAFETY: kill on the pid of a fixture this test started.
-    assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill({pid}, {sig})");
-}
-
 /// How many actions the fixture has completed (DIR/actions).
 fn actions(f: &Fixture) -> u64 {
     std::fs::read_to_string(f.scratch.0.join("actions"))
@@ -131,20 +126,12 @@ fn actions(f: &Fixture) -> u64 {
 /// Sends `sig` and waits until the fixture has done what it asks.
 fn act(f: &Fixture, sig: i32) {
     let before = actions(f);
-    send(f.pid(), sig);
+    send_signal(f.pid(), sig);
     assert!(
         wait_until(20, || actions(f) > before),
         "the fixture did not act on signal {sig} (state {})",
         f.state()
     );
-}
-
-fn tracer_pid(pid: i32) -> Option<i32> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("TracerPid:"))
-        .and_then(|v| v.trim().parse().ok())
 }
 
 /// The fixture runs on, untraced, and survives more writes to the watched global: no debug
@@ -178,9 +165,9 @@ fn every_write_is_reported_with_its_values_and_pc_on_both_backends() {
         assert_eq!(armed["backend"], backend);
         assert_eq!(armed["threads"], 1);
         // The main thread writes N times, then a thread created now writes N times.
-        send(pid, libc::SIGUSR2);
+        send_signal(pid, libc::SIGUSR2);
         let mut hits: Vec<Value> = (0..n).map(|_| live.next(20)).collect();
-        send(pid, libc::SIGUSR1);
+        send_signal(pid, libc::SIGUSR1);
         hits.extend((0..n).map(|_| live.next(20)));
         let (rest, err, status) = live.finish();
         assert!(status.success(), "{backend}: {err}");
@@ -232,7 +219,7 @@ fn rw_catches_a_read_on_both_backends() {
         let cmd = format!("watch {addr:#x} 8 -rw --count 1");
         let mut live = Live::start(pid, &[&cmd], Some(backend));
         live.armed();
-        send(pid, libc::SIGWINCH);
+        send_signal(pid, libc::SIGWINCH);
         let h = live.next(20);
         let (rest, err, status) = live.finish();
         assert!(status.success(), "{backend}: {err}");
@@ -257,7 +244,7 @@ fn a_wide_unaligned_watch_is_split_and_catches_its_bytes() {
     let cmd = format!("watch {:#x} 12 --count 5", addr + 4);
     let mut live = Live::start(f.pid(), &[&cmd], None);
     live.armed();
-    send(f.pid(), libc::SIGUSR2);
+    send_signal(f.pid(), libc::SIGUSR2);
     for _ in 0..5 {
         live.next(20);
     }
@@ -344,7 +331,7 @@ fn a_target_that_exits_midway_is_reported() {
         let cmd = format!("watch {:#x}", f.addr("watched"));
         let mut live = Live::start(pid, &[&cmd], Some(backend));
         live.armed();
-        send(pid, libc::SIGUSR2);
+        send_signal(pid, libc::SIGUSR2);
         live.next(20);
         f.kill();
         let (docs, err, status) = live.finish();
@@ -368,7 +355,7 @@ fn a_sigkilled_vmscope_leaves_no_trap_behind() {
     let cmd = format!("watch {:#x}", f.addr("watched"));
     let mut live = Live::start(pid, &[&cmd], None);
     assert_eq!(live.armed()["backend"], "perf-sigtrap");
-    send(pid, libc::SIGUSR2);
+    send_signal(pid, libc::SIGUSR2);
     for _ in 0..5 {
         live.next(20);
     }
@@ -387,7 +374,7 @@ fn sigterm_and_sigint_disarm_before_exiting_on_both_backends() {
             let cmd = format!("watch {:#x}", f.addr("watched"));
             let mut live = Live::start(pid, &[&cmd], Some(backend));
             live.armed();
-            send(pid, libc::SIGUSR2);
+            send_signal(pid, libc::SIGUSR2);
             for _ in 0..5 {
                 live.next(20);
             }
@@ -427,7 +414,7 @@ fn passive_watch_works_while_gdb_owns_the_process() {
     let cmd = format!("watch {:#x} --passive --count 5", f.addr("watched"));
     let mut live = Live::start(pid, &[&cmd], None);
     assert_eq!(live.armed()["backend"], "perf-sampling");
-    send(pid, libc::SIGUSR2);
+    send_signal(pid, libc::SIGUSR2);
     let hits: Vec<Value> = (0..5).map(|_| live.next(20)).collect();
     let (rest, err, status) = live.finish();
     assert!(status.success(), "{err}");
@@ -486,7 +473,7 @@ fn text_output_names_thread_values_and_hit() {
         first.starts_with("watching 1 (watched) on 1 thread"),
         "{first}"
     );
-    send(pid, libc::SIGUSR2);
+    send_signal(pid, libc::SIGUSR2);
     let status = wait_child(&mut child, 30);
     let mut text = String::new();
     std::io::Read::read_to_string(&mut out, &mut text).unwrap();
@@ -508,36 +495,20 @@ fn text_output_names_thread_values_and_hit() {
 
 #[test]
 fn ctrl_c_ends_a_watch_and_the_repl_goes_on() {
-    if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: `script` (util-linux) is not installed, so no pseudo-terminal test");
+    if !have_script() {
         return;
     }
     let f = Fixture::start("watched");
     let state = Scratch::new("watch-repl");
-    let cmd = format!("{VMSCOPE} -p {}", f.pid());
-    let mut child = Command::new("script")
-        .args(["-qfec", &cmd, "/dev/null"])
-        .env("XDG_STATE_HOME", &state.0)
-        .env("NO_COLOR", "1")
-        .env("TERM", "xterm")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut keys = |k: &str, wait_ms: u64| {
-        std::io::Write::write_all(&mut stdin, k.as_bytes()).unwrap();
-        std::io::Write::flush(&mut stdin).unwrap();
-        std::thread::sleep(Duration::from_millis(wait_ms));
-    };
+    let mut term = Terminal::start(f.pid(), &state);
+    let mut keys = |k: &str, wait_ms: u64| term.keys(k, wait_ms);
     keys("watch watched\r", 1500);
     act(&f, libc::SIGUSR2);
     keys("\x03", 500); // Ctrl-C: the watch ends, the REPL stays
     keys("watches\r", 300);
     keys("faults 1500ms\r", 2500); // on a terminal: a live line each second
     keys("\x04", 300);
-    drop(stdin);
+    let mut child = term.finish();
     let status = wait_child(&mut child, 20);
     let mut text = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut text).unwrap();

@@ -483,11 +483,7 @@ fn bad_input_is_a_clear_error() {
         ("xinfo 1 +", "expected an expression"),
     ];
     for &(cmd, want) in cases {
-        let out = text_batch(f.pid(), &[cmd]);
-        assert_eq!(out.status.code(), Some(1), "{cmd}");
-        let err = stderr(&out);
-        assert!(err.contains(want), "{cmd}: {err}");
-        assert!(!err.contains("panicked"), "{cmd}: {err}");
+        assert_clear_error(f.pid(), cmd, want);
     }
 }
 

@@ -141,11 +141,8 @@ class VmscopeCommand(gdb.Command):
     def invoke(self, argument, from_tty):
         self.dont_repeat()
         try:
-            command, json = common.rewrite(argument, _evaluate)
-            binary = common.find_binary(PLUGIN_FILE)
-            color = common.want_color(gdb.parameter("style enabled"))
-            argv = common.vmscope_argv(binary, _target_args(), command, json, color)
-            common.run(argv, gdb.write)
+            styles = gdb.parameter("style enabled")
+            common.invoke(PLUGIN_FILE, argument, _evaluate, _target_args, styles, gdb.write)
         except common.PluginError as e:
             raise gdb.GdbError(f"vmscope: {e}") from None
 
@@ -154,23 +151,8 @@ class VmscopeCommand(gdb.Command):
         if " " in text.lstrip():
             return gdb.COMPLETE_EXPRESSION
         if self._names is None:
-            self._names = _command_names()
+            self._names = common.command_names(PLUGIN_FILE)
         return [n for n in self._names if n.startswith(word or "")]
-
-
-def _command_names():
-    import json
-    import subprocess
-
-    try:
-        binary = common.find_binary(PLUGIN_FILE)
-        out = subprocess.run(
-            [binary, "--batch", "--json", "-ex", "help"],
-            capture_output=True, timeout=10, check=False,
-        ).stdout
-        return sorted(c["name"] for c in json.loads(out)["commands"])
-    except Exception:  # noqa: BLE001 - completion must never raise
-        return []
 
 
 def _is_free(name):

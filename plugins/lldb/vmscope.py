@@ -139,11 +139,14 @@ class VmscopeCommand:
     def __call__(self, debugger, command, exe_ctx, result):
         chunks = []
         try:
-            line, json = common.rewrite(command, _evaluator(debugger, exe_ctx))
-            binary = common.find_binary(PLUGIN_FILE)
-            color = common.want_color(debugger.GetUseColor())
-            argv = common.vmscope_argv(binary, _target_args(debugger, exe_ctx), line, json, color)
-            common.run(argv, chunks.append)
+            common.invoke(
+                PLUGIN_FILE,
+                command,
+                _evaluator(debugger, exe_ctx),
+                lambda: _target_args(debugger, exe_ctx),
+                debugger.GetUseColor(),
+                chunks.append,
+            )
         except common.PluginError as e:
             if chunks:
                 result.Print("".join(chunks))

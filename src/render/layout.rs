@@ -161,20 +161,18 @@ pub fn layout(out: &LayoutOut, style: Style, w: &mut dyn Write) -> io::Result<()
             }
         ))
     )?;
-    if style.enabled() {
-        writeln!(
-            w,
-            "legend: {} {} {} {} {} {} {}",
-            style.paint(Paint::Code, "code"),
-            style.paint(Paint::Data, "data"),
-            style.paint(Paint::Rodata, "rodata"),
-            style.paint(Paint::Heap, "heap"),
-            style.paint(Paint::Stack, "stack"),
-            style.paint(Paint::File, "file"),
-            style.paint(Paint::Shared, "shared"),
-        )?;
-    }
-    Ok(())
+    style.legend(
+        &[
+            (Paint::Code, "code"),
+            (Paint::Data, "data"),
+            (Paint::Rodata, "rodata"),
+            (Paint::Heap, "heap"),
+            (Paint::Stack, "stack"),
+            (Paint::File, "file"),
+            (Paint::Shared, "shared"),
+        ],
+        w,
+    )
 }
 
 fn band(out: &LayoutOut, b: &Band, style: Style, w: &mut dyn Write) -> io::Result<()> {

@@ -44,19 +44,18 @@ pub fn regions(out: &RegionsOut, style: Style, w: &mut dyn Write) -> io::Result<
 }
 
 fn table(out: &RegionsOut, style: Style, w: &mut dyn Write) -> io::Result<()> {
-    if style.enabled() {
-        writeln!(
-            w,
-            "legend: {} {} {} {} {} {} {}",
-            style.paint(Paint::Code, "code"),
-            style.paint(Paint::Data, "data"),
-            style.paint(Paint::Rodata, "rodata"),
-            style.paint(Paint::Heap, "heap"),
-            style.paint(Paint::Stack, "stack"),
-            style.paint(Paint::Shared, "shared"),
-            style.paint(Paint::WriteExec, "write+exec"),
-        )?;
-    }
+    style.legend(
+        &[
+            (Paint::Code, "code"),
+            (Paint::Data, "data"),
+            (Paint::Rodata, "rodata"),
+            (Paint::Heap, "heap"),
+            (Paint::Stack, "stack"),
+            (Paint::Shared, "shared"),
+            (Paint::WriteExec, "write+exec"),
+        ],
+        w,
+    )?;
     let aw = out
         .regions
         .iter()

@@ -3,6 +3,7 @@
 
 use owo_colors::OwoColorize;
 use std::fmt::Display;
+use std::io::{self, Write};
 
 /// What a piece of text is, for coloring: region kinds and parts share one palette.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +53,19 @@ impl Style {
             Paint::Dim => t.dimmed().to_string(),
             Paint::Plain => t.to_string(),
         })
+    }
+
+    /// The line `legend: NAME NAME...`, each name in its own color; nothing when color is off
+    /// (plain text needs no key).
+    pub fn legend(&self, items: &[(Paint, &str)], w: &mut dyn Write) -> io::Result<()> {
+        if !self.enabled {
+            return Ok(());
+        }
+        write!(w, "legend:")?;
+        for &(what, name) in items {
+            write!(w, " {}", self.paint(what, name))?;
+        }
+        writeln!(w)
     }
 
     pub fn addr<T: Display>(&self, t: T) -> String {

@@ -198,12 +198,6 @@ impl MacProcess {
         }
     }
 
-    fn read_u64(&mut self, addr: u64) -> Result<u64> {
-        let mut b = [0u8; 8];
-        self.read_exact(addr, &mut b)?;
-        Ok(u64::from_le_bytes(b))
-    }
-
     fn read_exact(&mut self, addr: u64, buf: &mut [u8]) -> Result<()> {
         let n = self.read(VirtAddr(addr), buf)?;
         if n < buf.len() {

@@ -8,6 +8,8 @@ pub mod linux;
 #[cfg(target_os = "macos")]
 pub mod macos;
 pub mod snapshot;
+#[cfg(windows)]
+pub mod windows;
 
 use crate::addr::VirtAddr;
 use crate::error::{Error, Result};
@@ -86,18 +88,16 @@ pub struct Registers {
 }
 
 impl Registers {
-    /// The value of a register; `pc`, `sp` and `fp` are accepted as aliases.
+    /// The value of a register; `pc`, `sp` and `fp` are accepted as aliases of the x86_64
+    /// names, and names the backend uses itself (aarch64's `pc`, `sp`) win over the aliases.
     pub fn get(&self, name: &str) -> Option<u64> {
-        let name = match name {
-            "pc" => "rip",
-            "sp" => "rsp",
-            "fp" => "rbp",
-            other => other,
-        };
-        self.values
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|&(_, v)| v)
+        let find = |n: &str| self.values.iter().find(|(r, _)| *r == n).map(|&(_, v)| v);
+        find(name).or_else(|| match name {
+            "pc" => find("rip"),
+            "sp" => find("rsp"),
+            "fp" => find("rbp").or_else(|| find("x29")),
+            _ => None,
+        })
     }
 }
 
@@ -362,7 +362,11 @@ pub fn attach(pid: i32) -> Result<Box<dyn Target>> {
     {
         Ok(Box::new(macos::MacProcess::attach(pid)?))
     }
-    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    #[cfg(windows)]
+    {
+        Ok(Box::new(windows::WinProcess::attach(pid)?))
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
     {
         let _ = pid;
         Err(Error::Unsupported {

@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -74,12 +74,46 @@ impl Fixture {
 
     pub fn start_bin(bin: &Path, tag: &str) -> Fixture {
         let scratch = Scratch::new(tag);
-        let mut child = Command::new(bin)
+        let child = Command::new(bin)
             .arg(&scratch.0)
             .stdout(Stdio::piped())
             .stdin(Stdio::null())
             .spawn()
             .expect("start fixture");
+        Self::from_child(child, scratch)
+    }
+
+    /// The facts fixture, run from a copy of its binary in its own scratch directory (also its
+    /// working directory): other test binaries rebuild fixtures into the shared target directory
+    /// while the caller runs, and a replaced executable would show as `(deleted)` in the map and
+    /// in a core. With `shell_prefix`, the copy runs as `sh -c SCRIPT BIN SCRATCH`. Returns once
+    /// the fixture sits in pause().
+    pub fn start_private(tag: &str, shell_prefix: Option<&str>) -> Fixture {
+        let scratch = Scratch::new(tag);
+        let bin = scratch.0.join("fixture-facts");
+        std::fs::copy(fixture_bin("facts"), &bin).unwrap();
+        let mut cmd = match shell_prefix {
+            Some(script) => {
+                let mut c = Command::new("sh");
+                c.args(["-c", script]).arg(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
+        let child = cmd
+            .arg(&scratch.0)
+            .current_dir(&scratch.0)
+            .stdout(Stdio::piped())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start facts");
+        let fx = Self::from_child(child, scratch);
+        fx.wait_paused();
+        fx
+    }
+
+    /// Reads the one JSON line a started fixture prints about itself.
+    fn from_child(mut child: Child, scratch: Scratch) -> Fixture {
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
@@ -124,6 +158,14 @@ impl Fixture {
     /// The one-letter state from /proc/PID/stat.
     pub fn state(&self) -> char {
         proc_state(self.pid())
+    }
+
+    /// Kills the fixture without reaping it and waits until it is a zombie, which must count as
+    /// exited too.
+    pub fn kill_to_zombie(&mut self) {
+        self.child.kill().unwrap();
+        let pid = self.pid();
+        assert!(wait_until(5, || proc_state(pid) == 'Z'));
     }
 }
 
@@ -245,4 +287,86 @@ pub fn hex(v: &Value) -> u64 {
         .as_str()
         .unwrap_or_else(|| panic!("not a hex string: {v}"));
     u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap()
+}
+
+/// The TracerPid line of /proc/PID/status (0: untraced); None once the process is gone.
+pub fn tracer_pid(pid: i32) -> Option<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("TracerPid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Sends signal `sig` to `pid`, which must succeed.
+pub fn send_signal(pid: i32, sig: i32) {
+    // SAFETY: kill on the pid of a fixture the test started.
+    assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill({pid}, {sig})");
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Whether this vmscope build has the command `name` (`help NAME` succeeds).
+pub fn has_command(name: &str) -> bool {
+    vmscope(&["--batch", "-ex", &format!("help {name}")])
+        .status
+        .success()
+}
+
+/// `text_batch(pid, [cmd])` fails with exit status 1 and a message containing `want`, no panic.
+pub fn assert_clear_error(pid: i32, cmd: &str, want: &str) {
+    let out = text_batch(pid, &[cmd]);
+    assert_eq!(out.status.code(), Some(1), "{cmd}");
+    let err = stderr(&out);
+    assert!(err.contains(want), "{cmd}: {err}");
+    assert!(!err.contains("panicked"), "{cmd}: {err}");
+}
+
+/// Whether `script` (util-linux) is installed to allocate a pseudo-terminal; says loudly when not.
+pub fn have_script() -> bool {
+    let ok = Command::new("script").arg("--version").output().is_ok();
+    if !ok {
+        eprintln!("SKIPPED: `script` (util-linux) is not installed, so no pseudo-terminal test");
+    }
+    ok
+}
+
+/// The interactive vmscope attached to `pid`, in a real pseudo-terminal (`script` allocates it),
+/// its history kept under `state`; the test types keys into it.
+pub struct Terminal {
+    pub child: Child,
+    stdin: ChildStdin,
+}
+
+impl Terminal {
+    pub fn start(pid: i32, state: &Scratch) -> Terminal {
+        let cmd = format!("{VMSCOPE} -p {pid}");
+        let mut child = Command::new("script")
+            .args(["-qfec", &cmd, "/dev/null"])
+            .env("XDG_STATE_HOME", &state.0)
+            .env("NO_COLOR", "1")
+            .env("TERM", "xterm")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        Terminal { child, stdin }
+    }
+
+    /// Types `keys`, then gives vmscope `wait_ms` milliseconds to act on them.
+    pub fn keys(&mut self, keys: &str, wait_ms: u64) {
+        self.stdin.write_all(keys.as_bytes()).unwrap();
+        self.stdin.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(wait_ms));
+    }
+
+    /// Closes the terminal's input and hands back the still running session.
+    pub fn finish(self) -> Child {
+        self.child
+    }
 }
