@@ -275,6 +275,14 @@ pub fn run(session: &mut Session, inv: &Invocation<'_>) -> Result<Output> {
     let totals = match target.sample_faults(major_only, until, TICK, &mut on_batch) {
         Ok(t) => t,
         Err(e @ (Error::Unsupported { .. } | Error::Permission { .. })) => {
+            // Counting from the kernel's counters needs a live process: a core file or a
+            // snapshot has none, so its own Unsupported error is the answer.
+            if matches!(
+                target.info().kind,
+                crate::target::TargetKind::Core | crate::target::TargetKind::Snapshot
+            ) {
+                return Err(e);
+            }
             return fallback(target, e.to_string(), until, by, major_only);
         }
         Err(e) => return Err(e),
