@@ -144,7 +144,7 @@ fn stop_registers_continue_detach() {
     assert_eq!(hex(&main["sp"]), sp_proc);
     // vmscope exited: the target runs again and nobody traces it.
     assert!(wait_until(5, || tracer_pid(pid) == Some(0)));
-    assert_eq!(f.state(), 'S');
+    assert!(wait_until(5, || f.state() == 'S'), "state {}", f.state());
 }
 
 #[test]

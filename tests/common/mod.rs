@@ -92,21 +92,38 @@ impl Fixture {
         let scratch = Scratch::new(tag);
         let bin = scratch.0.join("fixture-facts");
         std::fs::copy(fixture_bin("facts"), &bin).unwrap();
-        let mut cmd = match shell_prefix {
-            Some(script) => {
-                let mut c = Command::new("sh");
-                c.args(["-c", script]).arg(&bin);
-                c
+        // A child another test thread forked while the copy was open for writing holds that
+        // descriptor until it execs: exec of the copy fails with ETXTBSY meanwhile. Retry.
+        let mut attempts = 0;
+        let child = loop {
+            let mut cmd = match shell_prefix {
+                Some(script) => {
+                    let mut c = Command::new("sh");
+                    c.args(["-c", script]).arg(&bin);
+                    c
+                }
+                None => Command::new(&bin),
+            };
+            // sh would exec the copy itself and fail there, out of our sight: give the
+            // short-lived forks time to exec first.
+            if shell_prefix.is_some() && attempts == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(50));
             }
-            None => Command::new(&bin),
+            match cmd
+                .arg(&scratch.0)
+                .current_dir(&scratch.0)
+                .stdout(Stdio::piped())
+                .stdin(Stdio::null())
+                .spawn()
+            {
+                Ok(child) => break child,
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempts < 100 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => panic!("start facts: {e}"),
+            }
         };
-        let child = cmd
-            .arg(&scratch.0)
-            .current_dir(&scratch.0)
-            .stdout(Stdio::piped())
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start facts");
         let fx = Self::from_child(child, scratch);
         fx.wait_paused();
         fx
