@@ -292,6 +292,16 @@ pub fn protection_rwx(protect: u32) -> (bool, bool, bool) {
     }
 }
 
+/// A native path as `GetMappedFileNameW` gives it (`\Device\HarddiskVolume3\Windows\...`)
+/// with its device replaced by the drive letter that names it (`C:\Windows\...`), from
+/// `(device, drive)` pairs as `QueryDosDeviceW` reports them; None when no drive maps the device.
+pub fn dos_path(nt: &str, devices: &[(String, String)]) -> Option<String> {
+    devices.iter().find_map(|(device, drive)| {
+        let rest = nt.strip_prefix(device.as_str())?;
+        rest.starts_with('\\').then(|| format!("{drive}{rest}"))
+    })
+}
+
 /// One page's `PSAPI_WORKING_SET_EX_BLOCK` (psapi.h): Valid (bit 0), ShareCount (bits 1-3),
 /// Win32Protection (bits 4-14), Shared (15), Node (16-21), Locked (22), LargePage (23).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -467,6 +477,28 @@ mod tests {
             vmmap_type(mem::COMMIT, mem::PRIVATE, false, false, false).name(),
             "Private Data"
         );
+    }
+
+    // QueryDosDeviceW("C:") on Windows 11: \Device\HarddiskVolume3; volume 30 must not match 3.
+    #[test]
+    fn dos_paths() {
+        let devices = vec![
+            ("\\Device\\HarddiskVolume30".to_string(), "D:".to_string()),
+            ("\\Device\\HarddiskVolume3".to_string(), "C:".to_string()),
+        ];
+        assert_eq!(
+            dos_path(
+                "\\Device\\HarddiskVolume3\\Windows\\System32\\ntdll.dll",
+                &devices
+            )
+            .as_deref(),
+            Some("C:\\Windows\\System32\\ntdll.dll")
+        );
+        assert_eq!(
+            dos_path("\\Device\\HarddiskVolume30\\x.dat", &devices).as_deref(),
+            Some("D:\\x.dat")
+        );
+        assert_eq!(dos_path("\\Device\\Mup\\server\\share\\x", &devices), None);
     }
 
     #[test]

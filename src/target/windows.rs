@@ -1,12 +1,18 @@
 //! The Windows attach layer: a live process opened with `OpenProcess`. Regions come from a
 //! `VirtualQueryEx` walk of the whole user address space (MEM_COMMIT/RESERVE/FREE,
-//! MEM_IMAGE/MAPPED/PRIVATE, PAGE_* protection), named by `GetMappedFileNameW` and classified by
-//! `regions::foreign` into Sysinternals VMMap's types; usage per region comes from the working-set
-//! blocks of `QueryWorkingSetEx`; memory from `ReadProcessMemory`; threads from a Toolhelp
-//! snapshot. Not done yet: Heap and Stack refinement (process heaps, each thread's TEB), thread
-//! registers and watchpoints (debug API), so those parts answer Unsupported or show private
-//! memory as Private. Windows does not show physical frames to user space: `translate` is
-//! unsupported. Compile-checked on Linux for x86_64-pc-windows-msvc; not yet run on Windows.
+//! MEM_IMAGE/MAPPED/PRIVATE, PAGE_* protection), classified by `regions::foreign` into Sysinternals
+//! VMMap's types: images are named by `EnumProcessModulesEx` + `GetModuleFileNameExW`, other
+//! mapped files by `GetMappedFileNameW` with the `\Device\HarddiskVolumeN` prefix turned into
+//! its drive letter (`QueryDosDeviceW`), so `whatis` can open them; private allocations are Heap
+//! when they are a heap of the PEB's ProcessHeaps array and Stack (with the thread id) when they
+//! hold a thread's NT_TIB stack limit (TEB from `NtQueryInformationThread`). Free space is the
+//! holes between the regions, which the shared summary turns into the Free row and the largest
+//! free block. Usage per region comes from the working-set blocks of `QueryWorkingSetEx`; memory
+//! from `ReadProcessMemory`; threads from a Toolhelp snapshot; `stop` suspends every thread and
+//! `registers` reads them with `GetThreadContext` (x86_64). Not done yet: watchpoints (debug API)
+//! and heap segments beyond each heap's first allocation. Windows does not show physical frames
+//! to user space: `translate` is unsupported. Compile-checked on Linux for
+//! x86_64-pc-windows-msvc; not yet run on Windows.
 
 use crate::addr::{FileOffset, VirtAddr};
 use crate::error::{Error, Result};
@@ -14,17 +20,24 @@ use crate::regions::classify::Explained;
 use crate::regions::foreign::{self, mem};
 use crate::regions::{Backing, Perms, Region};
 use crate::target::{ProcessFacts, Target, TargetInfo, TargetKind, Thread};
+use std::collections::HashMap;
 use std::path::PathBuf;
-use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, INVALID_HANDLE_VALUE};
+use windows_sys::Wdk::System::Threading::{NtQueryInformationProcess, NtQueryInformationThread};
+use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, HMODULE, INVALID_HANDLE_VALUE};
+use windows_sys::Win32::Storage::FileSystem::QueryDosDeviceW;
 use windows_sys::Win32::System::Diagnostics::Debug::ReadProcessMemory;
 use windows_sys::Win32::System::Diagnostics::ToolHelp::{
     CreateToolhelp32Snapshot, TH32CS_SNAPTHREAD, THREADENTRY32, Thread32First, Thread32Next,
 };
 use windows_sys::Win32::System::Memory::{MEMORY_BASIC_INFORMATION, VirtualQueryEx};
-use windows_sys::Win32::System::ProcessStatus::{K32GetMappedFileNameW, K32QueryWorkingSetEx};
+use windows_sys::Win32::System::ProcessStatus::{
+    K32EnumProcessModulesEx, K32GetMappedFileNameW, K32GetModuleFileNameExW, K32QueryWorkingSetEx,
+};
 use windows_sys::Win32::System::SystemInformation::{GetSystemInfo, SYSTEM_INFO};
 use windows_sys::Win32::System::Threading::{
-    OpenProcess, PROCESS_QUERY_INFORMATION, PROCESS_VM_READ, QueryFullProcessImageNameW,
+    OpenProcess, OpenThread, PROCESS_BASIC_INFORMATION, PROCESS_QUERY_INFORMATION, PROCESS_VM_READ,
+    QueryFullProcessImageNameW, ResumeThread, SuspendThread, THREAD_GET_CONTEXT,
+    THREAD_QUERY_INFORMATION, THREAD_SUSPEND_RESUME,
 };
 
 /// One `PSAPI_WORKING_SET_EX_INFORMATION`: the page's address and its attribute bits.
@@ -35,13 +48,56 @@ struct WsExInfo {
     attributes: usize,
 }
 
-/// A region as VirtualQueryEx reports it.
+/// `THREAD_BASIC_INFORMATION` (ntddk.h), which windows-sys does not declare.
+#[repr(C)]
+struct ThreadBasicInformation {
+    exit_status: i32,
+    teb_base_address: usize,
+    unique_process: usize,
+    unique_thread: usize,
+    affinity_mask: usize,
+    priority: i32,
+    base_priority: i32,
+}
+
+/// Offsets into the target's PEB and TEB (same-bitness target; a WOW64 target's 32-bit heaps and
+/// stacks are not seen from its 64-bit PEB and TEB).
+#[cfg(target_pointer_width = "64")]
+mod layout {
+    /// PEB.NumberOfHeaps (ULONG) and PEB.ProcessHeaps (PVOID*).
+    pub const PEB_NUMBER_OF_HEAPS: u64 = 0xe8;
+    pub const PEB_PROCESS_HEAPS: u64 = 0xf0;
+    /// NT_TIB.StackBase and NT_TIB.StackLimit at the start of the TEB.
+    pub const TIB_STACK_BASE: u64 = 0x08;
+    pub const TIB_STACK_LIMIT: u64 = 0x10;
+}
+#[cfg(target_pointer_width = "32")]
+mod layout {
+    pub const PEB_NUMBER_OF_HEAPS: u64 = 0x88;
+    pub const PEB_PROCESS_HEAPS: u64 = 0x90;
+    pub const TIB_STACK_BASE: u64 = 0x04;
+    pub const TIB_STACK_LIMIT: u64 = 0x08;
+}
+const PTR: usize = std::mem::size_of::<usize>();
+
+/// A region as VirtualQueryEx reports it, with what the heaps and TEBs add.
 #[derive(Clone, Debug)]
 struct WinRegion {
     region: Region,
     state: u32,
     ty: u32,
     protect: u32,
+    alloc_base: u64,
+    /// Index in the PEB's ProcessHeaps when the allocation is one of the process heaps.
+    heap: Option<usize>,
+    /// The thread whose stack the allocation holds.
+    stack_tid: Option<i32>,
+}
+
+/// A suspended thread: `stop` holds one per thread until `continue` or drop.
+struct Suspended {
+    tid: i32,
+    handle: HANDLE,
 }
 
 /// A Windows process opened for query and read.
@@ -51,6 +107,9 @@ pub struct WinProcess {
     min_addr: u64,
     max_addr: u64,
     last: Vec<WinRegion>,
+    /// `(\Device\HarddiskVolumeN, C:)` for each drive letter.
+    devices: Vec<(String, String)>,
+    suspended: Vec<Suspended>,
 }
 
 fn last_error() -> std::io::Error {
@@ -94,7 +153,205 @@ impl WinProcess {
             min_addr: si.lpMinimumApplicationAddress as u64,
             max_addr: si.lpMaximumApplicationAddress as u64,
             last: Vec::new(),
+            devices: dos_devices(),
+            suspended: Vec::new(),
         })
+    }
+
+    /// A `\Device\HarddiskVolumeN\...` path with its drive letter (`C:\...`) when a drive maps
+    /// that device; unchanged otherwise.
+    fn dos_path(&self, nt: String) -> PathBuf {
+        PathBuf::from(foreign::dos_path(&nt, &self.devices).unwrap_or(nt))
+    }
+
+    /// Every loaded module's base address and full (drive-letter) path.
+    fn modules(&self) -> HashMap<u64, PathBuf> {
+        let mut out = HashMap::new();
+        let mut mods: Vec<HMODULE> = vec![std::ptr::null_mut(); 1024];
+        loop {
+            let cb = (mods.len() * std::mem::size_of::<HMODULE>()) as u32;
+            let mut needed = 0u32;
+            // SAFETY: `mods` holds `cb` bytes of HMODULEs; the call writes at most that many and
+            // says in `needed` how many it had. LIST_MODULES_ALL = 3.
+            let ok = unsafe {
+                K32EnumProcessModulesEx(self.handle, mods.as_mut_ptr(), cb, &mut needed, 3)
+            };
+            if ok == 0 {
+                return out;
+            }
+            let n = needed as usize / std::mem::size_of::<HMODULE>();
+            if n > mods.len() {
+                mods.resize(n + 16, std::ptr::null_mut());
+                continue;
+            }
+            mods.truncate(n);
+            break;
+        }
+        let mut buf = vec![0u16; 32768];
+        for m in mods {
+            // SAFETY: the buffer holds buf.len() UTF-16 units; the call writes at most that many.
+            let len = unsafe {
+                K32GetModuleFileNameExW(self.handle, m, buf.as_mut_ptr(), buf.len() as u32)
+            };
+            if len > 0 {
+                let name = String::from_utf16_lossy(&buf[..len as usize]);
+                out.insert(m as u64, self.dos_path(name));
+            }
+        }
+        out
+    }
+
+    /// Reads one pointer-sized value of the target.
+    fn read_ptr(&self, addr: u64) -> Option<u64> {
+        let mut b = [0u8; PTR];
+        let mut got = 0usize;
+        // SAFETY: ReadProcessMemory writes at most PTR bytes into `b`.
+        let ok = unsafe {
+            ReadProcessMemory(
+                self.handle,
+                addr as *const _,
+                b.as_mut_ptr().cast(),
+                PTR,
+                &mut got,
+            )
+        };
+        (ok != 0 && got == PTR).then(|| usize::from_ne_bytes(b) as u64)
+    }
+
+    /// The process heaps' addresses (their handles), in ProcessHeaps order, from the PEB.
+    fn heaps(&self) -> Vec<u64> {
+        // SAFETY: plain data, filled by NtQueryInformationProcess.
+        let mut pbi: PROCESS_BASIC_INFORMATION = unsafe { std::mem::zeroed() };
+        let mut len = 0u32;
+        // SAFETY: `pbi` is a PROCESS_BASIC_INFORMATION of the size passed (class 0).
+        let status = unsafe {
+            NtQueryInformationProcess(
+                self.handle,
+                0,
+                (&mut pbi as *mut PROCESS_BASIC_INFORMATION).cast(),
+                std::mem::size_of::<PROCESS_BASIC_INFORMATION>() as u32,
+                &mut len,
+            )
+        };
+        let peb = pbi.PebBaseAddress as u64;
+        if status < 0 || peb == 0 {
+            return Vec::new();
+        }
+        let count = self
+            .read_ptr(peb + layout::PEB_NUMBER_OF_HEAPS)
+            .map_or(0, |v| v as u32);
+        let Some(array) = self.read_ptr(peb + layout::PEB_PROCESS_HEAPS) else {
+            return Vec::new();
+        };
+        (0..u64::from(count.min(4096)))
+            .map_while(|i| self.read_ptr(array + i * PTR as u64))
+            .collect()
+    }
+
+    /// Each thread's id with its stack's `(StackBase, StackLimit)` from its TEB's NT_TIB.
+    fn stacks(&self) -> Vec<(i32, u64, u64)> {
+        let mut out = Vec::new();
+        for tid in self.thread_ids().unwrap_or_default() {
+            // SAFETY: plain call; returns a handle or null.
+            let h = unsafe { OpenThread(THREAD_QUERY_INFORMATION, 0, tid as u32) };
+            if h.is_null() {
+                continue;
+            }
+            // SAFETY: plain data, filled by NtQueryInformationThread.
+            let mut tbi: ThreadBasicInformation = unsafe { std::mem::zeroed() };
+            let mut len = 0u32;
+            // SAFETY: `tbi` is a THREAD_BASIC_INFORMATION of the size passed (class 0).
+            let status = unsafe {
+                NtQueryInformationThread(
+                    h,
+                    0,
+                    (&mut tbi as *mut ThreadBasicInformation).cast(),
+                    std::mem::size_of::<ThreadBasicInformation>() as u32,
+                    &mut len,
+                )
+            };
+            // SAFETY: the thread handle is ours and closed once.
+            unsafe { CloseHandle(h) };
+            let teb = tbi.teb_base_address as u64;
+            if status < 0 || teb == 0 {
+                continue;
+            }
+            if let (Some(base), Some(limit)) = (
+                self.read_ptr(teb + layout::TIB_STACK_BASE),
+                self.read_ptr(teb + layout::TIB_STACK_LIMIT),
+            ) && limit < base
+            {
+                out.push((tid, base, limit));
+            }
+        }
+        out
+    }
+
+    /// Marks the allocations that are process heaps or thread stacks.
+    fn refine(&self, regions: &mut [WinRegion]) {
+        let alloc_of = |regions: &[WinRegion], addr: u64| {
+            regions
+                .iter()
+                .find(|w| w.region.start.get() <= addr && addr < w.region.end.get())
+                .map(|w| w.alloc_base)
+        };
+        let mut heap_of: HashMap<u64, usize> = HashMap::new();
+        for (i, h) in self.heaps().into_iter().enumerate() {
+            if let Some(base) = alloc_of(regions, h) {
+                heap_of.entry(base).or_insert(i);
+            }
+        }
+        let mut stack_of: HashMap<u64, i32> = HashMap::new();
+        for (tid, _base, limit) in self.stacks() {
+            if let Some(base) = alloc_of(regions, limit) {
+                stack_of.entry(base).or_insert(tid);
+            }
+        }
+        for w in regions.iter_mut().filter(|w| w.ty == mem::PRIVATE) {
+            w.heap = heap_of.get(&w.alloc_base).copied();
+            w.stack_tid = stack_of.get(&w.alloc_base).copied();
+        }
+    }
+
+    fn thread_ids(&self) -> Result<Vec<i32>> {
+        // SAFETY: plain call; returns a snapshot handle or INVALID_HANDLE_VALUE.
+        let snap = unsafe { CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0) };
+        if snap == INVALID_HANDLE_VALUE {
+            return Err(Error::io("CreateToolhelp32Snapshot", last_error()));
+        }
+        // SAFETY: plain data; dwSize must be set before Thread32First.
+        let mut te: THREADENTRY32 = unsafe { std::mem::zeroed() };
+        te.dwSize = std::mem::size_of::<THREADENTRY32>() as u32;
+        let mut out = Vec::new();
+        // SAFETY: `te` is a THREADENTRY32 with dwSize set; `snap` is our snapshot handle.
+        let mut ok = unsafe { Thread32First(snap, &mut te) };
+        while ok != 0 {
+            if te.th32OwnerProcessID == self.info.pid as u32 {
+                out.push(te.th32ThreadID as i32);
+            }
+            // SAFETY: as above.
+            ok = unsafe { Thread32Next(snap, &mut te) };
+        }
+        // SAFETY: the snapshot handle is ours and closed once.
+        unsafe { CloseHandle(snap) };
+        if out.is_empty() {
+            return Err(Error::Exited {
+                pid: self.info.pid,
+                status: None,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Lets every suspended thread run again and closes its handle.
+    fn resume_all(&mut self) {
+        for s in self.suspended.drain(..) {
+            // SAFETY: the handle is ours, opened with THREAD_SUSPEND_RESUME and closed once.
+            unsafe {
+                ResumeThread(s.handle);
+                CloseHandle(s.handle);
+            }
+        }
     }
 
     fn mapped_name(&self, addr: u64) -> Option<PathBuf> {
@@ -114,6 +371,7 @@ impl WinProcess {
 
     /// Every region of the user address space, free ones included.
     fn walk(&mut self, usage: bool) -> Result<Vec<WinRegion>> {
+        let modules = self.modules();
         let mut out = Vec::new();
         let mut addr = self.min_addr;
         while addr < self.max_addr {
@@ -138,8 +396,15 @@ impl WinProcess {
             let end = start + mbi.RegionSize as u64;
             let (state, ty, protect) = (mbi.State, mbi.Type, mbi.Protect);
             if state != mem::FREE {
+                let alloc_base = mbi.AllocationBase as u64;
                 let path = match ty {
-                    mem::IMAGE | mem::MAPPED => self.mapped_name(start),
+                    mem::IMAGE => modules.get(&alloc_base).cloned().or_else(|| {
+                        self.mapped_name(start)
+                            .map(|p| self.dos_path(p.to_string_lossy().into_owned()))
+                    }),
+                    mem::MAPPED => self
+                        .mapped_name(start)
+                        .map(|p| self.dos_path(p.to_string_lossy().into_owned())),
                     _ => None,
                 };
                 let (read, write, exec) = foreign::protection_rwx(protect);
@@ -179,10 +444,14 @@ impl WinProcess {
                     state,
                     ty,
                     protect,
+                    alloc_base,
+                    heap: None,
+                    stack_tid: None,
                 });
             }
             addr = end;
         }
+        self.refine(&mut out);
         Ok(out)
     }
 
@@ -272,11 +541,22 @@ impl Target for WinProcess {
             .zip(&self.last)
             .map(|(region, w)| {
                 let has_file = region.backing.path().is_some();
-                let ty = foreign::vmmap_type(w.state, w.ty, has_file, false, false);
+                let ty = foreign::vmmap_type(
+                    w.state,
+                    w.ty,
+                    has_file,
+                    w.heap.is_some(),
+                    w.stack_tid.is_some(),
+                );
                 let state = if w.state == mem::RESERVE {
                     "Reserved"
                 } else {
                     "Committed"
+                };
+                let owner = match (w.stack_tid, w.heap) {
+                    (Some(tid), _) => format!(" Thread ID: {tid}"),
+                    (None, Some(id)) => format!(" Heap ID: {id}"),
+                    _ => String::new(),
                 };
                 let sharing = crate::regions::kind::Sharing::of(&region);
                 Explained {
@@ -286,12 +566,12 @@ impl Target for WinProcess {
                         ty.kind()
                     },
                     detail: format!(
-                        "{} {state} {}",
+                        "{} {state} {}{owner}",
                         ty.name(),
                         foreign::protection_name(w.protect)
                     ),
                     sharing,
-                    tid: None,
+                    tid: w.stack_tid,
                     part: None,
                     region,
                 }
@@ -328,40 +608,24 @@ impl Target for WinProcess {
     }
 
     fn threads(&mut self) -> Result<Vec<Thread>> {
-        // SAFETY: plain call; returns a snapshot handle or INVALID_HANDLE_VALUE.
-        let snap = unsafe { CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0) };
-        if snap == INVALID_HANDLE_VALUE {
-            return Err(Error::io("CreateToolhelp32Snapshot", last_error()));
-        }
-        // SAFETY: plain data; dwSize must be set before Thread32First.
-        let mut te: THREADENTRY32 = unsafe { std::mem::zeroed() };
-        te.dwSize = std::mem::size_of::<THREADENTRY32>() as u32;
-        let mut out = Vec::new();
-        // SAFETY: `te` is a THREADENTRY32 with dwSize set; `snap` is our snapshot handle.
-        let mut ok = unsafe { Thread32First(snap, &mut te) };
-        while ok != 0 {
-            if te.th32OwnerProcessID == self.info.pid as u32 {
-                out.push(Thread {
-                    tid: te.th32ThreadID as i32,
+        let tids = self.thread_ids()?;
+        Ok(tids
+            .into_iter()
+            .map(|tid| {
+                // A suspended thread's sp and pc come from its context; a running one's are
+                // unknown.
+                let held = self.suspended.iter().find(|s| s.tid == tid);
+                let regs = held.and_then(|s| thread_registers(s.tid, s.handle).ok());
+                Thread {
+                    tid,
                     name: String::new(),
-                    state: '?',
+                    state: if held.is_some() { 'T' } else { '?' },
                     syscall: None,
-                    sp: None,
-                    pc: None,
-                });
-            }
-            // SAFETY: as above.
-            ok = unsafe { Thread32Next(snap, &mut te) };
-        }
-        // SAFETY: the snapshot handle is ours and closed once.
-        unsafe { CloseHandle(snap) };
-        if out.is_empty() {
-            return Err(Error::Exited {
-                pid: self.info.pid,
-                status: None,
-            });
-        }
-        Ok(out)
+                    sp: regs.as_ref().and_then(|r| r.get("sp")).map(VirtAddr),
+                    pc: regs.as_ref().and_then(|r| r.get("pc")).map(VirtAddr),
+                }
+            })
+            .collect())
     }
 
     fn facts(&mut self) -> Result<ProcessFacts> {
@@ -385,10 +649,97 @@ impl Target for WinProcess {
         })
     }
 
-    fn registers(&mut self, _tid: Option<i32>) -> Result<crate::target::Registers> {
-        Err(self.unsupported(
-            "registers (the Windows backend does not yet suspend threads for GetThreadContext)",
-        ))
+    fn registers(&mut self, tid: Option<i32>) -> Result<crate::target::Registers> {
+        if self.suspended.is_empty() {
+            return Err(Error::NotStopped {
+                pid: self.info.pid,
+                what: "registers".into(),
+            });
+        }
+        let held = match tid {
+            None => self.suspended.first(),
+            Some(t) => self.suspended.iter().find(|s| s.tid == t),
+        };
+        let Some(held) = held else {
+            return Err(Error::NotStopped {
+                pid: self.info.pid,
+                what: format!("the registers of thread {}", tid.unwrap_or_default()),
+            });
+        };
+        let (tid, handle) = (held.tid, held.handle);
+        thread_registers(tid, handle).map_err(|e| {
+            if self.alive() {
+                Error::io(format!("GetThreadContext of thread {tid}"), e)
+            } else {
+                Error::Exited {
+                    pid: self.info.pid,
+                    status: None,
+                }
+            }
+        })
+    }
+
+    /// Suspends every thread (SuspendThread); they stay suspended until `continue` or drop.
+    fn stop(&mut self) -> Result<crate::target::StopReport> {
+        if !self.alive() {
+            return Err(Error::Exited {
+                pid: self.info.pid,
+                status: None,
+            });
+        }
+        for tid in self.thread_ids()? {
+            if self.suspended.iter().any(|s| s.tid == tid) {
+                continue;
+            }
+            // SAFETY: plain call; returns a handle or null (a thread that just exited).
+            let h = unsafe {
+                OpenThread(
+                    THREAD_SUSPEND_RESUME | THREAD_GET_CONTEXT | THREAD_QUERY_INFORMATION,
+                    0,
+                    tid as u32,
+                )
+            };
+            if h.is_null() {
+                continue;
+            }
+            // SAFETY: `h` is our thread handle with THREAD_SUSPEND_RESUME.
+            if unsafe { SuspendThread(h) } == u32::MAX {
+                // SAFETY: the handle is ours and closed once.
+                unsafe { CloseHandle(h) };
+                continue;
+            }
+            self.suspended.push(Suspended { tid, handle: h });
+        }
+        if self.suspended.is_empty() {
+            return Err(Error::io(
+                format!("suspending the threads of process {}", self.info.pid),
+                last_error(),
+            ));
+        }
+        Ok(crate::target::StopReport {
+            pid: self.info.pid,
+            threads: self.suspended.iter().map(|s| s.tid).collect(),
+        })
+    }
+
+    fn resume(&mut self) -> Result<()> {
+        if self.suspended.is_empty() {
+            return Err(Error::NotStopped {
+                pid: self.info.pid,
+                what: "continue".into(),
+            });
+        }
+        self.resume_all();
+        Ok(())
+    }
+
+    fn detach(&mut self) -> Result<()> {
+        self.resume_all();
+        Ok(())
+    }
+
+    fn is_stopped(&self) -> bool {
+        !self.suspended.is_empty()
     }
 
     fn pages(&mut self, _range: std::ops::Range<VirtAddr>) -> Result<crate::pages::PageScan> {
@@ -424,7 +775,90 @@ impl Target for WinProcess {
 
 impl Drop for WinProcess {
     fn drop(&mut self) {
+        self.resume_all();
         // SAFETY: the process handle is ours and closed once.
         unsafe { CloseHandle(self.handle) };
     }
+}
+
+/// `(\Device\HarddiskVolumeN, X:)` for every drive letter that names a device.
+fn dos_devices() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u16; 1024];
+    for letter in b'A'..=b'Z' {
+        let drive = format!("{}:", letter as char);
+        let name: Vec<u16> = drive.encode_utf16().chain([0]).collect();
+        // SAFETY: `name` is NUL-terminated; the buffer holds buf.len() UTF-16 units and the call
+        // writes at most that many.
+        let n = unsafe { QueryDosDeviceW(name.as_ptr(), buf.as_mut_ptr(), buf.len() as u32) };
+        if n == 0 {
+            continue;
+        }
+        // A list of NUL-terminated strings: the first is the current target.
+        let first = buf[..n as usize].split(|&c| c == 0).next().unwrap_or(&[]);
+        if !first.is_empty() {
+            out.push((String::from_utf16_lossy(first), drive));
+        }
+    }
+    out
+}
+
+/// A CONTEXT on the 16-byte boundary GetThreadContext requires on x86_64.
+#[cfg(target_arch = "x86_64")]
+#[repr(C, align(16))]
+struct AlignedContext(windows_sys::Win32::System::Diagnostics::Debug::CONTEXT);
+
+/// The general registers of a suspended thread, named as gdb names them.
+#[cfg(target_arch = "x86_64")]
+fn thread_registers(tid: i32, handle: HANDLE) -> std::io::Result<crate::target::Registers> {
+    use windows_sys::Win32::System::Diagnostics::Debug::{
+        CONTEXT_CONTROL_AMD64, CONTEXT_INTEGER_AMD64, CONTEXT_SEGMENTS_AMD64, GetThreadContext,
+    };
+    // SAFETY: CONTEXT is plain data; all zeros is a valid value.
+    let mut ctx: Box<AlignedContext> = Box::new(unsafe { std::mem::zeroed() });
+    ctx.0.ContextFlags = CONTEXT_CONTROL_AMD64 | CONTEXT_INTEGER_AMD64 | CONTEXT_SEGMENTS_AMD64;
+    // SAFETY: `ctx` is a 16-byte-aligned CONTEXT with ContextFlags set; `handle` is a suspended
+    // thread opened with THREAD_GET_CONTEXT.
+    if unsafe { GetThreadContext(handle, &mut ctx.0) } == 0 {
+        return Err(last_error());
+    }
+    let c = &ctx.0;
+    Ok(crate::target::Registers {
+        tid,
+        values: vec![
+            ("rax", c.Rax),
+            ("rbx", c.Rbx),
+            ("rcx", c.Rcx),
+            ("rdx", c.Rdx),
+            ("rsi", c.Rsi),
+            ("rdi", c.Rdi),
+            ("rbp", c.Rbp),
+            ("rsp", c.Rsp),
+            ("r8", c.R8),
+            ("r9", c.R9),
+            ("r10", c.R10),
+            ("r11", c.R11),
+            ("r12", c.R12),
+            ("r13", c.R13),
+            ("r14", c.R14),
+            ("r15", c.R15),
+            ("rip", c.Rip),
+            ("eflags", u64::from(c.EFlags)),
+            ("cs", u64::from(c.SegCs)),
+            ("ss", u64::from(c.SegSs)),
+            ("ds", u64::from(c.SegDs)),
+            ("es", u64::from(c.SegEs)),
+            ("fs", u64::from(c.SegFs)),
+            ("gs", u64::from(c.SegGs)),
+        ],
+    })
+}
+
+/// Other architectures' CONTEXT layouts are not read yet.
+#[cfg(not(target_arch = "x86_64"))]
+fn thread_registers(_tid: i32, _handle: HANDLE) -> std::io::Result<crate::target::Registers> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "reading thread registers is implemented for x86_64 Windows only",
+    ))
 }
