@@ -9,35 +9,152 @@ use crate::error::{Error, ParseError, Result};
 use crate::regions::classify::{self, Explained};
 use crate::regions::kind::{Kind, Sharing};
 use crate::regions::summary::{self, Gap, KindSummary};
-use crate::regions::{Region, Usage};
-use serde::Serialize;
+use crate::regions::{Perms, Region, Usage};
+use serde::ser::{Serialize, SerializeStruct, Serializer};
+use std::fmt;
 
 pub const SWITCHES: &[&str] = &["--wide", "--bytes", "--gaps", "--summary"];
 pub const VALUED: &[&str] = &["--kind", "--perm", "--sort", "--top", "-A", "-B"];
 
 /// One row of the table: a region, or a free gap when gaps are shown.
-#[derive(Debug, Clone, Serialize)]
+///
+/// Serialized by hand (see the `Serialize` impl) as one flat object: the row's fields, then
+/// [`Usage`]'s, in declaration order.
+#[derive(Debug, Clone)]
 pub struct Row {
     pub start: VirtAddr,
     pub end: VirtAddr,
     pub size: u64,
-    pub perms: String,
+    pub perms: RowPerms,
     pub offset: FileOffset,
-    pub dev: String,
+    pub dev: Dev,
     pub inode: u64,
     pub path: Option<String>,
     pub kind: Kind,
     pub detail: String,
     pub sharing: Option<Sharing>,
     pub tid: Option<i32>,
-    #[serde(flatten)]
     pub usage: Usage,
     /// Whether the row's usage is known (false for free gaps and backends without smaps).
-    #[serde(skip)]
     pub has_usage: bool,
     /// The row the selection asked for (`regions ADDR`).
-    #[serde(skip)]
     pub selected: bool,
+}
+
+/// A row's permissions: a region's (`r-xp`), or `----` for a free gap. Shown and serialized as
+/// those four letters, without an allocation per row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowPerms(pub Option<Perms>);
+
+impl RowPerms {
+    /// Whether the letter `c` (r w x s p) is among the permissions; never for a gap.
+    pub fn has(self, c: char) -> bool {
+        self.0.is_some_and(|p| match c {
+            'r' => p.read,
+            'w' => p.write,
+            'x' => p.exec,
+            's' => p.shared,
+            'p' => !p.shared,
+            _ => false,
+        })
+    }
+
+    /// The four letters (`r-xp`, `----`).
+    pub fn letters(self) -> String4 {
+        String4(self.text())
+    }
+
+    fn text(self) -> [u8; 4] {
+        match self.0 {
+            None => *b"----",
+            Some(p) => {
+                let c = |on: bool, ch: u8| if on { ch } else { b'-' };
+                [
+                    c(p.read, b'r'),
+                    c(p.write, b'w'),
+                    c(p.exec, b'x'),
+                    if p.shared { b's' } else { b'p' },
+                ]
+            }
+        }
+    }
+}
+
+/// Four ASCII letters on the stack; reads as a `&str`.
+#[derive(Debug, Clone, Copy)]
+pub struct String4([u8; 4]);
+
+impl std::ops::Deref for String4 {
+    type Target = str;
+    fn deref(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("????")
+    }
+}
+
+impl fmt::Display for RowPerms {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.text();
+        f.pad(std::str::from_utf8(&text).unwrap_or("????"))
+    }
+}
+
+impl Serialize for RowPerms {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let text = self.text();
+        s.serialize_str(std::str::from_utf8(&text).unwrap_or("????"))
+    }
+}
+
+/// A device as `major:minor` in hex, at least two digits each (`fe:00`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dev(pub u32, pub u32);
+
+impl fmt::Display for Dev {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:02x}:{:02x}", self.0, self.1)
+    }
+}
+
+impl Serialize for Dev {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl Serialize for Row {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let u = &self.usage;
+        let mut m = s.serialize_struct("Row", 27)?;
+        m.serialize_field("start", &self.start)?;
+        m.serialize_field("end", &self.end)?;
+        m.serialize_field("size", &self.size)?;
+        m.serialize_field("perms", &self.perms)?;
+        m.serialize_field("offset", &self.offset)?;
+        m.serialize_field("dev", &self.dev)?;
+        m.serialize_field("inode", &self.inode)?;
+        m.serialize_field("path", &self.path)?;
+        m.serialize_field("kind", &self.kind)?;
+        m.serialize_field("detail", &self.detail)?;
+        m.serialize_field("sharing", &self.sharing)?;
+        m.serialize_field("tid", &self.tid)?;
+        // Usage's fields, flattened, in its declaration order.
+        m.serialize_field("rss", &u.rss)?;
+        m.serialize_field("pss", &u.pss)?;
+        m.serialize_field("pss_dirty", &u.pss_dirty)?;
+        m.serialize_field("shared_clean", &u.shared_clean)?;
+        m.serialize_field("shared_dirty", &u.shared_dirty)?;
+        m.serialize_field("private_clean", &u.private_clean)?;
+        m.serialize_field("private_dirty", &u.private_dirty)?;
+        m.serialize_field("referenced", &u.referenced)?;
+        m.serialize_field("anonymous", &u.anonymous)?;
+        m.serialize_field("swap", &u.swap)?;
+        m.serialize_field("swap_pss", &u.swap_pss)?;
+        m.serialize_field("locked", &u.locked)?;
+        m.serialize_field("thp", &u.thp)?;
+        m.serialize_field("kernel_page_size", &u.kernel_page_size)?;
+        m.serialize_field("vmflags", &u.vmflags)?;
+        m.end()
+    }
 }
 
 /// How the table is drawn; not part of the JSON.
@@ -50,7 +167,7 @@ pub struct View {
     pub has_usage: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, serde::Serialize)]
 pub struct RegionsOut {
     pub pid: i32,
     pub regions: Vec<Row>,
@@ -69,9 +186,9 @@ impl Row {
             start: r.start,
             end: r.end,
             size: r.size(),
-            perms: r.perms.to_string(),
+            perms: RowPerms(Some(r.perms)),
             offset: r.offset,
-            dev: format!("{:02x}:{:02x}", r.dev.0, r.dev.1),
+            dev: Dev(r.dev.0, r.dev.1),
             inode: r.inode,
             path: r.backing.path().map(|p| p.to_string_lossy().into_owned()),
             kind: e.kind,
@@ -89,9 +206,9 @@ impl Row {
             start: g.start,
             end: g.end,
             size: g.size,
-            perms: "----".into(),
+            perms: RowPerms(None),
             offset: FileOffset(0),
-            dev: "00:00".into(),
+            dev: Dev(0, 0),
             inode: 0,
             path: None,
             kind: Kind::Free,
@@ -124,7 +241,7 @@ fn perm_filter(inv: &Invocation<'_>, col: usize, spec: &str) -> Result<impl Fn(&
             }
         }
     }
-    Ok(move |row: &Row| want.iter().all(|c| row.perms.contains(*c)))
+    Ok(move |row: &Row| want.iter().all(|c| row.perms.has(*c)))
 }
 
 fn kinds(inv: &Invocation<'_>, col: usize, spec: &str) -> Result<Vec<Kind>> {

@@ -3,7 +3,7 @@
 
 use super::escape::escape_str;
 use super::style::{Paint, Style};
-use super::units::{Size, human};
+use super::units::{Size, human, push_hex, push_left};
 use crate::command::regions::{RegionsOut, Row};
 use crate::regions::elf::ImagePart;
 use crate::regions::kind::Kind;
@@ -12,13 +12,13 @@ use std::io::{self, Write};
 
 /// What a row is painted as.
 fn paint_of(row: &Row) -> Paint {
-    if row.perms.contains('w') && row.perms.contains('x') {
+    if row.perms.has('w') && row.perms.has('x') {
         return Paint::WriteExec;
     }
     match row.kind {
         Kind::Stack => Paint::Stack,
         Kind::Heap => Paint::Heap,
-        Kind::Image if row.perms.contains('x') => Paint::Code,
+        Kind::Image if row.perms.has('x') => Paint::Code,
         Kind::Image if row.detail.ends_with(ImagePart::Rodata.name()) => Paint::Rodata,
         Kind::Image => Paint::Data,
         Kind::File => Paint::File,
@@ -56,12 +56,15 @@ fn table(out: &RegionsOut, style: Style, w: &mut dyn Write) -> io::Result<()> {
         ],
         w,
     )?;
+    // Hex digits of the highest end (the digit count grows with the value).
     let aw = out
         .regions
         .iter()
-        .map(|r| format!("{:x}", r.end.get()).len())
+        .map(|r| r.end.get())
         .max()
-        .unwrap_or(12)
+        .map_or(12, |end| {
+            (64 - end.leading_zeros()).div_ceil(4).max(1) as usize
+        })
         .max(5);
     let exact = out.view.bytes;
     let cell = |v: u64| Size {
@@ -97,19 +100,26 @@ fn table(out: &RegionsOut, style: Style, w: &mut dyn Write) -> io::Result<()> {
     let mut line = String::with_capacity(256);
     for r in &out.regions {
         line.clear();
-        let _ = write!(
-            line,
-            "{:0aw$x}-{:0aw$x} {:>7} {:>7} {:>7} {:>7} {:<4} {:<3} {:<7}",
-            r.start.get(),
-            r.end.get(),
+        // `{:0aw$x}-{:0aw$x} {:>7} {:>7} {:>7} {:>7} {:<4} {:<3} {:<7}`, by hand: through
+        // `fmt` this line cost more than reading the region.
+        push_hex(&mut line, r.start.get(), aw);
+        line.push('-');
+        push_hex(&mut line, r.end.get(), aw);
+        for size in [
             cell(r.size),
             usage(r, r.usage.rss),
             usage(r, r.usage.dirty()),
             usage(r, r.usage.swap),
-            r.perms,
-            r.sharing.map_or("", |s| s.code()),
-            r.kind,
-        );
+        ] {
+            line.push(' ');
+            size.push_right(&mut line, 7);
+        }
+        line.push(' ');
+        push_left(&mut line, &r.perms.letters(), 4);
+        line.push(' ');
+        push_left(&mut line, r.sharing.map_or("", |s| s.code()), 3);
+        line.push(' ');
+        push_left(&mut line, r.kind.name(), 7);
         if out.view.wide {
             let u = &r.usage;
             let _ = write!(
@@ -140,8 +150,10 @@ fn table(out: &RegionsOut, style: Style, w: &mut dyn Write) -> io::Result<()> {
         if style.enabled() {
             writeln!(w, "{}", style.paint(paint_of(r), text))?;
         } else {
-            w.write_all(text.as_bytes())?;
-            w.write_all(b"\n")?;
+            // One write per line.
+            line.truncate(text.len());
+            line.push('\n');
+            w.write_all(line.as_bytes())?;
         }
     }
     Ok(())

@@ -392,7 +392,7 @@ impl SavedRegion {
                 locked: row.locked,
                 thp: row.thp,
                 kernel_page_size: row.kernel_page_size,
-                vmflags: row.vmflags,
+                vmflags: row.vmflags.into(),
             }),
         };
         Ok(Explained {

@@ -450,7 +450,10 @@ impl Parser {
             Field::VmFlags => {
                 let len = line_len(rest);
                 let flags = rest[k + 1..len - 1].trim_ascii();
-                self.fields(rest)?.vmflags = String::from_utf8_lossy(flags).into_owned();
+                self.fields(rest)?.vmflags = match std::str::from_utf8(flags) {
+                    Ok(text) => text.into(),
+                    Err(_) => String::from_utf8_lossy(flags).into_owned().into(),
+                };
                 Ok(len)
             }
             Field::Other => {
@@ -949,7 +952,7 @@ VmFlags: ex
             referenced: referenced * KB,
             anonymous: anonymous * KB,
             kernel_page_size: 4 * KB,
-            vmflags: vmflags.to_owned(),
+            vmflags: vmflags.into(),
             ..Usage::default()
         }
     }
