@@ -19,6 +19,8 @@
 //!   summary, rendering), with its peak RSS (budget: < 64 MiB on 60,000 mappings; measured on
 //!   three extra, untimed runs through bench/spawn_rss.c, as are the other processes' peaks);
 //! - (j) `pmap -XX PID > /dev/null`, when pmap is installed.
+//! - (k) `gdb -p PID -batch -ex 'info proc mappings'` (no usage: attach and the map), when gdb is
+//!   installed.
 //!
 //! It prints wall and CPU medians, spreads, ratios to (a) and to (g), and the peak RSS of a
 //! fresh process doing (d) once (`ru_maxrss` from `wait4`, beside the same process doing
@@ -71,9 +73,14 @@ fn main() {
         "size_of::<Region>() = {} bytes",
         std::mem::size_of::<Region>()
     );
+    let gdb = common::on_path("gdb");
+    if !gdb {
+        println!("!!!!!!!! gdb NOT FOUND on PATH: the gdb `info proc mappings` peer is SKIPPED");
+    }
     let env = Env {
         vmscope: &vmscope,
         pmap,
+        gdb,
     };
 
     let mut results = Vec::new();
@@ -162,6 +169,7 @@ fn main() {
         "(h) attach+usage",
         "(i) vmscope regions",
         "(j) pmap -XX",
+        "(k) gdb mappings",
         "(i) peak RSS",
     ]);
     for r in &results {
@@ -185,6 +193,7 @@ fn main() {
             cell("(h)"),
             cell("(i)"),
             cell("(j)"),
+            cell("(k)"),
             r.usage
                 .iter()
                 .find(|u| u.name.starts_with("(i)"))
@@ -221,6 +230,7 @@ fn wait_asleep(pid: i32) {
 struct Env<'a> {
     vmscope: &'a Path,
     pmap: bool,
+    gdb: bool,
 }
 
 /// What one target's section measured.
@@ -350,6 +360,18 @@ fn bench_usage(env: &Env<'_>, pid: i32, lines: usize, rounds: usize) -> Vec<Usag
         let mut pmap = Command::new("pmap");
         pmap.args(["-XX", &pid_text]);
         processes.push(("(j) pmap -XX PID > /dev/null", pmap));
+    }
+    if env.gdb {
+        let mut gdb = Command::new("gdb");
+        gdb.args([
+            "-nx",
+            "-p",
+            &pid_text,
+            "-batch",
+            "-ex",
+            "info proc mappings",
+        ]);
+        processes.push(("(k) gdb -p PID -batch -ex 'info proc mappings'", gdb));
     }
     for (_, c) in &mut processes {
         c.stdin(Stdio::null())
