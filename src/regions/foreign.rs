@@ -6,8 +6,9 @@
 //! unit-tested on every system with values recorded from real `vmmap` and VMMap output. The
 //! numbers are the SDK headers' (mach/vm_region.h, mach/vm_statistics.h, winnt.h, psapi.h).
 
-use super::Usage;
+use super::classify::Explained;
 use super::kind::{Kind, Sharing};
+use super::{Region, Usage};
 
 // -- macOS -----------------------------------------------------------------------------------
 
@@ -357,6 +358,31 @@ pub fn working_set_usage(pages: impl IntoIterator<Item = u64>, page_size: u64) -
         }
     }
     u
+}
+
+/// Classifies `regions` from a backend's record of the walk that produced them (`Target::classified`
+/// of the Mach and Windows backends): when the regions are that walk, region by region, each one is
+/// explained by `explain` from its record; otherwise they are handed back for the generic
+/// classifier.
+pub fn replay<T>(
+    regions: Vec<Region>,
+    last: &[T],
+    region_of: impl Fn(&T) -> &Region,
+    mut explain: impl FnMut(Region, &T) -> Explained,
+) -> Result<Vec<Explained>, Vec<Region>> {
+    if regions.len() != last.len()
+        || regions
+            .iter()
+            .zip(last)
+            .any(|(a, b)| a.start != region_of(b).start)
+    {
+        return Err(regions);
+    }
+    Ok(regions
+        .into_iter()
+        .zip(last)
+        .map(|(region, record)| explain(region, record))
+        .collect())
 }
 
 #[cfg(test)]

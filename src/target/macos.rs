@@ -470,18 +470,11 @@ impl Target for MacProcess {
         &mut self,
         regions: Vec<Region>,
     ) -> std::result::Result<Vec<Explained>, Vec<Region>> {
-        if regions.len() != self.last.len()
-            || regions
-                .iter()
-                .zip(&self.last)
-                .any(|(a, b)| a.start != b.region.start)
-        {
-            return Err(regions);
-        }
-        Ok(regions
-            .into_iter()
-            .zip(&self.last)
-            .map(|(region, m)| {
+        foreign::replay(
+            regions,
+            &self.last,
+            |m| &m.region,
+            |region, m| {
                 let (kind, name) = match &m.segment {
                     Some(seg) => (Kind::Image, seg.clone()),
                     None => (
@@ -502,8 +495,8 @@ impl Target for MacProcess {
                     tid: None,
                     part: None,
                 }
-            })
-            .collect())
+            },
+        )
     }
 
     fn read(&mut self, addr: VirtAddr, buf: &mut [u8]) -> Result<usize> {

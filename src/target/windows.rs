@@ -528,18 +528,11 @@ impl Target for WinProcess {
         &mut self,
         regions: Vec<Region>,
     ) -> std::result::Result<Vec<Explained>, Vec<Region>> {
-        if regions.len() != self.last.len()
-            || regions
-                .iter()
-                .zip(&self.last)
-                .any(|(a, b)| a.start != b.region.start)
-        {
-            return Err(regions);
-        }
-        Ok(regions
-            .into_iter()
-            .zip(&self.last)
-            .map(|(region, w)| {
+        foreign::replay(
+            regions,
+            &self.last,
+            |w| &w.region,
+            |region, w| {
                 let has_file = region.backing.path().is_some();
                 let ty = foreign::vmmap_type(
                     w.state,
@@ -575,8 +568,8 @@ impl Target for WinProcess {
                     part: None,
                     region,
                 }
-            })
-            .collect())
+            },
+        )
     }
 
     fn read(&mut self, addr: VirtAddr, buf: &mut [u8]) -> Result<usize> {
