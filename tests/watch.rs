@@ -477,7 +477,7 @@ fn text_output_names_thread_values_and_hit() {
     let status = wait_child(&mut child, 30);
     let mut text = String::new();
     std::io::Read::read_to_string(&mut out, &mut text).unwrap();
-    assert!(status.success(), "{text}");
+    assert!(status.success(), "{status:?}\n{text}");
     assert!(
         text.contains(&format!("#1 watch 1 (watched): thread {pid} at 0x")),
         "{text}"
@@ -512,7 +512,7 @@ fn ctrl_c_ends_a_watch_and_the_repl_goes_on() {
     let status = wait_child(&mut child, 20);
     let mut text = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut text).unwrap();
-    assert!(status.success(), "{text}");
+    assert!(status.success(), "{status:?}\n{text}");
     assert!(text.contains("#5 watch 1 (watched)"), "{text}");
     assert!(
         text.contains("5 hits (perf-sigtrap; interrupted)"),

@@ -360,7 +360,9 @@ pub struct Terminal {
 
 impl Terminal {
     pub fn start(pid: i32, state: &Scratch) -> Terminal {
-        let cmd = format!("{VMSCOPE} -p {pid}");
+        // `exec`: whatever shell `script` runs (dash when $SHELL is unset, as in CI) must not stay
+        // between the terminal and vmscope, or Ctrl-C kills the shell and the session with it.
+        let cmd = format!("exec {VMSCOPE} -p {pid}");
         let mut child = Command::new("script")
             .args(["-qfec", &cmd, "/dev/null"])
             .env("XDG_STATE_HOME", &state.0)
