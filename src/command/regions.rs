@@ -12,16 +12,20 @@ use crate::regions::summary::{self, Gap, KindSummary};
 use crate::regions::{Perms, Region, Usage};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
 
 pub const SWITCHES: &[&str] = &["--wide", "--bytes", "--gaps", "--summary"];
 pub const VALUED: &[&str] = &["--kind", "--perm", "--sort", "--top", "-A", "-B"];
 
-/// One row of the table: a region, or a free gap when gaps are shown.
+/// One row of the table, borrowed from the classified map it shows: a region, or a free gap
+/// when gaps are shown. Made on the fly by [`RegionsOut::rows`]: a 60,000-row table keeps one
+/// copy of the map (shared with the `diff` baseline), not three.
 ///
 /// Serialized by hand (see the `Serialize` impl) as one flat object: the row's fields, then
 /// [`Usage`]'s, in declaration order.
-#[derive(Debug, Clone)]
-pub struct Row {
+#[derive(Debug, Clone, Copy)]
+pub struct Row<'a> {
     pub start: VirtAddr,
     pub end: VirtAddr,
     pub size: u64,
@@ -29,12 +33,13 @@ pub struct Row {
     pub offset: FileOffset,
     pub dev: Dev,
     pub inode: u64,
-    pub path: Option<String>,
+    pub path: Option<&'a Path>,
     pub kind: Kind,
-    pub detail: String,
+    pub detail: &'a str,
     pub sharing: Option<Sharing>,
     pub tid: Option<i32>,
-    pub usage: Usage,
+    /// All zeros when unknown (see `has_usage`).
+    pub usage: &'a Usage,
     /// Whether the row's usage is known (false for free gaps and backends without smaps).
     pub has_usage: bool,
     /// The row the selection asked for (`regions ADDR`).
@@ -121,9 +126,9 @@ impl Serialize for Dev {
     }
 }
 
-impl Serialize for Row {
+impl Serialize for Row<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let u = &self.usage;
+        let u = self.usage;
         let mut m = s.serialize_struct("Row", 27)?;
         m.serialize_field("start", &self.start)?;
         m.serialize_field("end", &self.end)?;
@@ -132,7 +137,7 @@ impl Serialize for Row {
         m.serialize_field("offset", &self.offset)?;
         m.serialize_field("dev", &self.dev)?;
         m.serialize_field("inode", &self.inode)?;
-        m.serialize_field("path", &self.path)?;
+        m.serialize_field("path", &self.path.map(Path::to_string_lossy))?;
         m.serialize_field("kind", &self.kind)?;
         m.serialize_field("detail", &self.detail)?;
         m.serialize_field("sharing", &self.sharing)?;
@@ -167,20 +172,70 @@ pub struct View {
     pub has_usage: bool,
 }
 
-#[derive(Debug, serde::Serialize)]
+/// A row of the table by where it comes from: the map's region `i`, or free gap `i`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pick {
+    Region(usize),
+    Gap(usize),
+}
+
+/// What `regions` found: the classified map and its gaps, the rows picked from them (filtered and
+/// sorted), and the summary by kind.
+#[derive(Debug)]
 pub struct RegionsOut {
     pub pid: i32,
-    pub regions: Vec<Row>,
+    map: Arc<Vec<Explained>>,
+    gaps: Vec<Gap>,
+    picks: Vec<Pick>,
+    selected: Option<Pick>,
     pub summary: Vec<KindSummary>,
     pub totals: Usage,
     pub largest_free: Option<Gap>,
-    #[serde(skip)]
     pub view: View,
 }
 
-impl Row {
+impl RegionsOut {
+    /// The table's rows, in order.
+    pub fn rows(&self) -> impl ExactSizeIterator<Item = Row<'_>> {
+        self.picks.iter().map(|&p| {
+            let mut row = row_of(&self.map, &self.gaps, p);
+            row.selected = self.selected == Some(p);
+            row
+        })
+    }
+}
+
+impl Serialize for RegionsOut {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_struct("RegionsOut", 5)?;
+        m.serialize_field("pid", &self.pid)?;
+        m.serialize_field("regions", &Rows(self))?;
+        m.serialize_field("summary", &self.summary)?;
+        m.serialize_field("totals", &self.totals)?;
+        m.serialize_field("largest_free", &self.largest_free)?;
+        m.end()
+    }
+}
+
+/// The rows as a JSON array, made one at a time.
+struct Rows<'a>(&'a RegionsOut);
+
+impl Serialize for Rows<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.rows())
+    }
+}
+
+fn row_of<'a>(map: &'a [Explained], gaps: &'a [Gap], pick: Pick) -> Row<'a> {
+    match pick {
+        Pick::Region(i) => Row::region(&map[i]),
+        Pick::Gap(i) => Row::gap(&gaps[i]),
+    }
+}
+
+impl<'a> Row<'a> {
     /// The row `regions` shows for a classified region.
-    pub fn region(e: &Explained) -> Row {
+    pub fn region(e: &'a Explained) -> Row<'a> {
         let r: &Region = &e.region;
         Row {
             start: r.start,
@@ -190,18 +245,18 @@ impl Row {
             offset: r.offset,
             dev: Dev(r.dev.0, r.dev.1),
             inode: r.inode,
-            path: r.backing.path().map(|p| p.to_string_lossy().into_owned()),
+            path: r.backing.path(),
             kind: e.kind,
-            detail: e.detail.clone(),
+            detail: &e.detail,
             sharing: Some(e.sharing),
             tid: e.tid,
             has_usage: r.usage.is_some(),
-            usage: r.usage.clone().unwrap_or_default(),
+            usage: r.usage.as_ref().unwrap_or(&Usage::ZERO),
             selected: false,
         }
     }
 
-    fn gap(g: &Gap) -> Row {
+    fn gap(g: &Gap) -> Row<'a> {
         Row {
             start: g.start,
             end: g.end,
@@ -212,10 +267,10 @@ impl Row {
             inode: 0,
             path: None,
             kind: Kind::Free,
-            detail: String::new(),
+            detail: "",
             sharing: None,
             tid: None,
-            usage: Usage::default(),
+            usage: &Usage::ZERO,
             has_usage: false,
             selected: false,
         }
@@ -326,47 +381,54 @@ pub fn run(session: &mut Session, inv: &Invocation<'_>) -> Result<Output> {
         || kind_filter
             .as_ref()
             .is_some_and(|k| k.contains(&Kind::Free));
-    let mut rows: Vec<Row> = Vec::with_capacity(explained.len());
-    let mut gi = gaps.iter().peekable();
-    for e in &explained {
-        while show_free && gi.peek().is_some_and(|g| g.start < e.region.start) {
-            rows.push(Row::gap(gi.next().expect("peeked")));
+    let mut picks: Vec<Pick> = Vec::with_capacity(explained.len());
+    let mut gi = gaps.iter().enumerate().peekable();
+    for (i, e) in explained.iter().enumerate() {
+        while show_free && gi.peek().is_some_and(|(_, g)| g.start < e.region.start) {
+            picks.push(Pick::Gap(gi.next().expect("peeked").0));
         }
-        rows.push(Row::region(e));
+        picks.push(Pick::Region(i));
     }
     if show_free {
-        rows.extend(gi.map(Row::gap));
+        picks.extend(gi.map(|(i, _)| Pick::Gap(i)));
     }
-    // What a later bare `diff` compares with.
-    let record = crate::target::snapshot::Snapshot::record(target, explained);
+    // What a later bare `diff` compares with: the same map, shared.
+    let map = Arc::new(explained);
+    let record = crate::target::snapshot::Snapshot::record(target, Arc::clone(&map));
     session.last_snapshot = Some(record);
+    let row = |p: Pick| row_of(&map, &gaps, p);
 
+    let mut selected = None;
     if let Some(addr) = address {
-        let i = rows
+        let i = picks
             .iter()
-            .position(|r| r.start <= addr && addr < r.end)
+            .position(|&p| {
+                let r = row(p);
+                r.start <= addr && addr < r.end
+            })
             .ok_or_else(|| Error::usage(format!("{addr} is outside the user address space")))?;
-        rows[i].selected = true;
+        selected = Some(picks[i]);
         let lo = i.saturating_sub(before);
-        let hi = (i + after + 1).min(rows.len());
-        rows = rows.drain(lo..hi).collect();
+        let hi = (i + after + 1).min(picks.len());
+        picks = picks.drain(lo..hi).collect();
     }
-    rows.retain(|r| {
+    picks.retain(|&p| {
+        let r = row(p);
         kind_filter.as_ref().is_none_or(|k| k.contains(&r.kind))
-            && perm.as_ref().is_none_or(|p| r.kind != Kind::Free && p(r))
-            && pattern.is_none_or(|p| {
-                r.detail.contains(p) || r.path.as_deref().is_some_and(|x| x.contains(p))
+            && perm.as_ref().is_none_or(|f| r.kind != Kind::Free && f(&r))
+            && pattern.is_none_or(|pat| {
+                r.detail.contains(pat) || r.path.is_some_and(|x| x.to_string_lossy().contains(pat))
             })
     });
     match sort {
-        "size" => rows.sort_by_key(|r| std::cmp::Reverse(r.size)),
-        "rss" => rows.sort_by_key(|r| std::cmp::Reverse(r.usage.rss)),
-        "dirty" => rows.sort_by_key(|r| std::cmp::Reverse(r.usage.dirty())),
-        "swap" => rows.sort_by_key(|r| std::cmp::Reverse(r.usage.swap)),
+        "size" => picks.sort_by_key(|&p| std::cmp::Reverse(row(p).size)),
+        "rss" => picks.sort_by_key(|&p| std::cmp::Reverse(row(p).usage.rss)),
+        "dirty" => picks.sort_by_key(|&p| std::cmp::Reverse(row(p).usage.dirty())),
+        "swap" => picks.sort_by_key(|&p| std::cmp::Reverse(row(p).usage.swap)),
         _ => {}
     }
     if let Some(n) = top {
-        rows.truncate(n as usize);
+        picks.truncate(n as usize);
     }
     let view = View {
         wide: flags.has("--wide"),
@@ -375,11 +437,14 @@ pub fn run(session: &mut Session, inv: &Invocation<'_>) -> Result<Output> {
         has_usage,
     };
     if view.summary_only {
-        rows.clear();
+        picks.clear();
     }
     Ok(Output::Regions(RegionsOut {
         pid,
-        regions: rows,
+        map,
+        gaps,
+        picks,
+        selected,
         summary: sum.rows,
         totals: sum.totals,
         largest_free: sum.largest_free,

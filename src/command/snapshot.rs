@@ -58,7 +58,7 @@ pub fn run(session: &mut Session, inv: &Invocation<'_>) -> Result<Output> {
         swap: 0,
         usage: snap.usage,
     };
-    for e in &snap.regions {
+    for e in snap.regions.iter() {
         out.size += e.region.size();
         if let Some(u) = &e.region.usage {
             out.rss += u.rss;

@@ -26,6 +26,27 @@ pub struct Usage {
     pub vmflags: VmFlags,
 }
 
+impl Usage {
+    /// All zeros, no flags: what a region without usage figures shows.
+    pub const ZERO: Usage = Usage {
+        rss: 0,
+        pss: 0,
+        pss_dirty: 0,
+        shared_clean: 0,
+        shared_dirty: 0,
+        private_clean: 0,
+        private_dirty: 0,
+        referenced: 0,
+        anonymous: 0,
+        swap: 0,
+        swap_pss: 0,
+        locked: 0,
+        thp: 0,
+        kernel_page_size: 0,
+        vmflags: VmFlags::EMPTY,
+    };
+}
+
 /// The VmFlags line's text (`rd wr mr mw me ac sd`), kept inline when it is short, as it almost
 /// always is: a 60,000-mapping table should not cost 60,000 allocations (and as many clones) for
 /// it. Reads as a `&str`; serializes as a JSON string.

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 /// What a row is painted as.
-fn paint_of(row: &Row) -> Paint {
+fn paint_of(row: &Row<'_>) -> Paint {
     if row.perms.has('w') && row.perms.has('x') {
         return Paint::WriteExec;
     }
@@ -58,8 +58,7 @@ fn table(out: &RegionsOut, style: Style, w: &mut dyn Write) -> io::Result<()> {
     )?;
     // Hex digits of the highest end (the digit count grows with the value).
     let aw = out
-        .regions
-        .iter()
+        .rows()
         .map(|r| r.end.get())
         .max()
         .map_or(12, |end| {
@@ -71,7 +70,7 @@ fn table(out: &RegionsOut, style: Style, w: &mut dyn Write) -> io::Result<()> {
         value: Some(v),
         exact,
     };
-    let usage = |r: &Row, v: u64| Size {
+    let usage = |r: Row<'_>, v: u64| Size {
         value: r.has_usage.then_some(v),
         exact,
     };
@@ -98,7 +97,7 @@ fn table(out: &RegionsOut, style: Style, w: &mut dyn Write) -> io::Result<()> {
     writeln!(w, "{}", style.heading(header))?;
     // One reused line buffer: a 60,000-row table should not cost 60,000 allocations per column.
     let mut line = String::with_capacity(256);
-    for r in &out.regions {
+    for r in out.rows() {
         line.clear();
         // `{:0aw$x}-{:0aw$x} {:>7} {:>7} {:>7} {:>7} {:<4} {:<3} {:<7}`, by hand: through
         // `fmt` this line cost more than reading the region.
@@ -121,7 +120,7 @@ fn table(out: &RegionsOut, style: Style, w: &mut dyn Write) -> io::Result<()> {
         line.push(' ');
         push_left(&mut line, r.kind.name(), 7);
         if out.view.wide {
-            let u = &r.usage;
+            let u = r.usage;
             let _ = write!(
                 line,
                 " {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>8x} {:<14} {:<30}",
@@ -141,14 +140,14 @@ fn table(out: &RegionsOut, style: Style, w: &mut dyn Write) -> io::Result<()> {
             let _ = write!(line, " free ({})", cell(r.size));
         } else {
             line.push(' ');
-            line.push_str(&escape_str(&r.detail));
+            line.push_str(&escape_str(r.detail));
         }
         if r.selected {
             line.push_str("  <--");
         }
         let text = line.trim_end();
         if style.enabled() {
-            writeln!(w, "{}", style.paint(paint_of(r), text))?;
+            writeln!(w, "{}", style.paint(paint_of(&r), text))?;
         } else {
             // One write per line.
             line.truncate(text.len());

@@ -16,6 +16,7 @@ use serde::ser::SerializeSeq;
 use serde::{Deserialize, Serialize, Serializer};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The format written by this vmscope; files with a higher version are refused.
@@ -37,7 +38,7 @@ pub struct Snapshot {
     pub facts: Option<ProcessFacts>,
     pub threads: Vec<Thread>,
     /// Every region, classified, sorted by address.
-    pub regions: Vec<Explained>,
+    pub regions: Arc<Vec<Explained>>,
     /// Whether the regions carry their usage (RSS, dirty, swap...).
     pub usage: bool,
     /// Where it came from, for people: `the map `regions` showed`, `the snapshot taken`, `now`,
@@ -57,7 +58,7 @@ impl Snapshot {
         let explained = classify::explain(target, regions)?;
         let threads = target.threads()?;
         let facts = target.facts()?;
-        let mut snap = Snapshot::record(target, explained);
+        let mut snap = Snapshot::record(target, Arc::new(explained));
         snap.facts = Some(facts);
         snap.threads = threads;
         snap.origin = "the snapshot taken".into();
@@ -66,7 +67,7 @@ impl Snapshot {
 
     /// A snapshot of regions already classified (by `regions`), stamped now, with the process
     /// facts when they can be read; no threads.
-    pub fn record(target: &mut dyn Target, regions: Vec<Explained>) -> Snapshot {
+    pub fn record(target: &mut dyn Target, regions: Arc<Vec<Explained>>) -> Snapshot {
         let facts = target.facts().ok();
         let info = target.info();
         Snapshot {
@@ -194,7 +195,7 @@ impl Snapshot {
                 .into_iter()
                 .map(SavedThread::into_thread)
                 .collect(),
-            regions,
+            regions: Arc::new(regions),
             usage: doc.usage,
             origin: format!("snapshot {shown}"),
         })
@@ -281,7 +282,7 @@ impl Serialize for RegionsSer<'_> {
 #[derive(Serialize)]
 struct SavedRegionRef<'a> {
     #[serde(flatten)]
-    row: Row,
+    row: Row<'a>,
     backing: &'a Backing,
 }
 
@@ -689,7 +690,7 @@ mod tests {
         let back = Snapshot::load(&path).unwrap();
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(back.regions.len(), snap.regions.len());
-        for (a, b) in back.regions.iter().zip(&snap.regions) {
+        for (a, b) in back.regions.iter().zip(snap.regions.iter()) {
             assert_eq!(a.region, b.region);
             assert_eq!(
                 (a.kind, &a.detail, a.tid, a.part),
