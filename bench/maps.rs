@@ -18,6 +18,7 @@
 //! - (i) `vmscope -p PID --batch -ex regions > /dev/null`: the whole command (classification,
 //!   summary, rendering), with its peak RSS (budget: < 64 MiB on 60,000 mappings; measured on
 //!   three extra, untimed runs through bench/spawn_rss.c, as are the other processes' peaks);
+//! - (l) `vmscope -p PID --batch --json -ex regions > /dev/null`: the same as JSON, same budgets;
 //! - (j) `pmap -XX PID > /dev/null`, when pmap is installed.
 //! - (k) `gdb -p PID -batch -ex 'info proc mappings'` (no usage: attach and the map), when gdb is
 //!   installed.
@@ -168,6 +169,7 @@ fn main() {
         "(g) cat smaps",
         "(h) attach+usage",
         "(i) vmscope regions",
+        "(l) regions --json",
         "(j) pmap -XX",
         "(k) gdb mappings",
         "(i) peak RSS",
@@ -192,6 +194,7 @@ fn main() {
             common::fmt_duration(g),
             cell("(h)"),
             cell("(i)"),
+            cell("(l)"),
             cell("(j)"),
             cell("(k)"),
             r.usage
@@ -356,6 +359,19 @@ fn bench_usage(env: &Env<'_>, pid: i32, lines: usize, rounds: usize) -> Vec<Usag
             regions,
         ));
     }
+    let mut json = Command::new(env.vmscope);
+    json.args(["-p", &pid_text, "--batch", "--json", "-ex", "regions"]);
+    match common::run_checked(&mut json) {
+        Ok(out) if out.matches("\"start\":").count() >= lines => processes.push((
+            "(l) vmscope -p PID --batch --json -ex regions > /dev/null",
+            json,
+        )),
+        Ok(out) => println!(
+            "!!!!!!!! SKIPPED (l): `vmscope --json regions` gave {} rows for {lines} mappings",
+            out.matches("\"start\":").count()
+        ),
+        Err(e) => println!("!!!!!!!! SKIPPED (l) `vmscope --json regions`: {e}"),
+    }
     if env.pmap {
         let mut pmap = Command::new("pmap");
         pmap.args(["-XX", &pid_text]);
@@ -457,42 +473,45 @@ fn bench_usage(env: &Env<'_>, pid: i32, lines: usize, rounds: usize) -> Vec<Usag
     out
 }
 
-/// The DESIGN budgets checked on the large target (printed, never asserted).
+/// The DESIGN budgets checked on the large target (printed, never asserted), for the table (i)
+/// and the JSON (l).
 fn budgets(r: &TargetResult) {
-    let Some(regions) = r.usage.iter().find(|u| u.name.starts_with("(i)")) else {
-        println!("budgets NOT CHECKED: `vmscope regions` did not run");
-        return;
-    };
-    let cat = &r.usage[1].stats;
-    let wall = regions.stats.median.as_secs_f64() / cat.median.as_secs_f64();
-    let cpu = match (regions.stats.cpu, cat.cpu) {
-        (Some(v), Some(c)) if !c.is_zero() => {
-            format!(", CPU {:.2}×", v.as_secs_f64() / c.as_secs_f64())
-        }
-        _ => String::new(),
-    };
-    println!(
-        "budget `regions` ≤ {REGIONS_BUDGET}× `cat smaps` on {} lines: {wall:.2}× wall{cpu} — {}",
-        r.lines,
-        if wall <= REGIONS_BUDGET {
-            "met"
-        } else {
-            "NOT MET"
-        }
-    );
-    match regions.peak_rss_kib {
-        Some(peak) => println!(
-            "budget vmscope RSS < {} on {} lines: `regions` peaked at {} — {}",
-            common::fmt_kib(RSS_BUDGET_KIB),
+    for (case, what) in [("(i)", "regions"), ("(l)", "regions --json")] {
+        let Some(regions) = r.usage.iter().find(|u| u.name.starts_with(case)) else {
+            println!("budgets NOT CHECKED for `{what}`: it did not run");
+            continue;
+        };
+        let cat = &r.usage[1].stats;
+        let wall = regions.stats.median.as_secs_f64() / cat.median.as_secs_f64();
+        let cpu = match (regions.stats.cpu, cat.cpu) {
+            (Some(v), Some(c)) if !c.is_zero() => {
+                format!(", CPU {:.2}×", v.as_secs_f64() / c.as_secs_f64())
+            }
+            _ => String::new(),
+        };
+        println!(
+            "budget `{what}` ≤ {REGIONS_BUDGET}× `cat smaps` on {} lines: {wall:.2}× wall{cpu} — {}",
             r.lines,
-            common::fmt_kib(peak),
-            if peak < RSS_BUDGET_KIB {
+            if wall <= REGIONS_BUDGET {
                 "met"
             } else {
                 "NOT MET"
             }
-        ),
-        None => println!("budget vmscope RSS NOT CHECKED: the peak RSS was not measured"),
+        );
+        match regions.peak_rss_kib {
+            Some(peak) => println!(
+                "budget vmscope RSS < {} on {} lines: `{what}` peaked at {} — {}",
+                common::fmt_kib(RSS_BUDGET_KIB),
+                r.lines,
+                common::fmt_kib(peak),
+                if peak < RSS_BUDGET_KIB {
+                    "met"
+                } else {
+                    "NOT MET"
+                }
+            ),
+            None => println!("budget vmscope RSS NOT CHECKED for `{what}`: not measured"),
+        }
     }
 }
 

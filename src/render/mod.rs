@@ -80,6 +80,7 @@ impl Printer {
         let result = if settings.json {
             match output {
                 Output::Nothing => Ok(()),
+                Output::Regions(r) => regions::json(r, &mut out),
                 other => serde_json::to_writer(&mut out, other)
                     .map_err(io::Error::other)
                     .and_then(|()| writeln!(out)),

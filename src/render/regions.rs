@@ -243,3 +243,159 @@ fn summary(
     }
     Ok(())
 }
+
+/// `regions --json`, written by hand. It is the document serde writes from [`RegionsOut`]'s
+/// `Serialize` impl (a test compares the two on a live process), only faster: through serde every
+/// one of a row's 27 keys is escaped anew and every address goes through `fmt`, which made the
+/// JSON of a 60,000-row map cost three times the table. Rows go out in 64 KiB writes.
+pub fn json(out: &RegionsOut, w: &mut dyn Write) -> io::Result<()> {
+    const FLUSH: usize = 64 * 1024;
+    let mut b: Vec<u8> = Vec::with_capacity(FLUSH + 4096);
+    b.extend_from_slice(b"{\"pid\":");
+    b.extend_from_slice(itoa::Buffer::new().format(out.pid).as_bytes());
+    b.extend_from_slice(b",\"regions\":[");
+    for (i, r) in out.rows().enumerate() {
+        if i > 0 {
+            b.push(b',');
+        }
+        json_row(&r, &mut b)?;
+        if b.len() >= FLUSH {
+            w.write_all(&b)?;
+            b.clear();
+        }
+    }
+    b.extend_from_slice(b"],\"summary\":");
+    serde_json::to_writer(&mut b, &out.summary)?;
+    b.extend_from_slice(b",\"totals\":");
+    serde_json::to_writer(&mut b, &out.totals)?;
+    b.extend_from_slice(b",\"largest_free\":");
+    serde_json::to_writer(&mut b, &out.largest_free)?;
+    b.extend_from_slice(b"}\n");
+    w.write_all(&b)
+}
+
+/// One row as `Row`'s `Serialize` impl writes it, keys in the same order.
+fn json_row(r: &Row<'_>, b: &mut Vec<u8>) -> io::Result<()> {
+    let n = |b: &mut Vec<u8>, key: &[u8], v: u64| {
+        b.extend_from_slice(key);
+        b.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    };
+    let hex = |b: &mut Vec<u8>, key: &[u8], v: u64| {
+        b.extend_from_slice(key);
+        b.extend_from_slice(b"\"0x");
+        let mut digits = [0u8; 16];
+        let mut i = digits.len();
+        let mut x = v;
+        loop {
+            i -= 1;
+            digits[i] = b"0123456789abcdef"[(x & 15) as usize];
+            x >>= 4;
+            if x == 0 {
+                break;
+            }
+        }
+        b.extend_from_slice(&digits[i..]);
+        b.push(b'"');
+    };
+    // Plain ASCII known not to need escaping (perms, kind and sharing names, dev numbers).
+    let word = |b: &mut Vec<u8>, key: &[u8], v: &str| {
+        b.extend_from_slice(key);
+        b.push(b'"');
+        b.extend_from_slice(v.as_bytes());
+        b.push(b'"');
+    };
+    hex(b, b"{\"start\":", r.start.get());
+    hex(b, b",\"end\":", r.end.get());
+    n(b, b",\"size\":", r.size);
+    word(b, b",\"perms\":", &r.perms.letters());
+    hex(b, b",\"offset\":", r.offset.get());
+    b.extend_from_slice(b",\"dev\":");
+    serde_json::to_writer(&mut *b, &r.dev)?;
+    n(b, b",\"inode\":", r.inode);
+    b.extend_from_slice(b",\"path\":");
+    match r.path {
+        Some(p) => serde_json::to_writer(&mut *b, &p.to_string_lossy())?,
+        None => b.extend_from_slice(b"null"),
+    }
+    word(b, b",\"kind\":", r.kind.name());
+    b.extend_from_slice(b",\"detail\":");
+    serde_json::to_writer(&mut *b, r.detail)?;
+    match r.sharing {
+        Some(s) => word(b, b",\"sharing\":", s.code()),
+        None => b.extend_from_slice(b",\"sharing\":null"),
+    }
+    b.extend_from_slice(b",\"tid\":");
+    match r.tid {
+        Some(t) => b.extend_from_slice(itoa::Buffer::new().format(t).as_bytes()),
+        None => b.extend_from_slice(b"null"),
+    }
+    let u = r.usage;
+    for (key, v) in [
+        (&b",\"rss\":"[..], u.rss),
+        (b",\"pss\":", u.pss),
+        (b",\"pss_dirty\":", u.pss_dirty),
+        (b",\"shared_clean\":", u.shared_clean),
+        (b",\"shared_dirty\":", u.shared_dirty),
+        (b",\"private_clean\":", u.private_clean),
+        (b",\"private_dirty\":", u.private_dirty),
+        (b",\"referenced\":", u.referenced),
+        (b",\"anonymous\":", u.anonymous),
+        (b",\"swap\":", u.swap),
+        (b",\"swap_pss\":", u.swap_pss),
+        (b",\"locked\":", u.locked),
+        (b",\"thp\":", u.thp),
+        (b",\"kernel_page_size\":", u.kernel_page_size),
+    ] {
+        n(b, key, v);
+    }
+    b.extend_from_slice(b",\"vmflags\":");
+    serde_json::to_writer(&mut *b, u.vmflags.as_str())?;
+    b.push(b'}');
+    Ok(())
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use crate::command::{Output, Session, Settings};
+
+    /// The hand-written JSON is exactly serde's document, on this test process's own live map,
+    /// with free gaps and a mapped file whose name needs every kind of JSON escaping.
+    #[test]
+    fn hand_written_json_is_serdes_document() {
+        let dir = std::env::temp_dir().join(format!("vmscope-json-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("q\"uote \\ back\nnew\ttab \u{1} é 😀");
+        std::fs::write(&path, vec![7u8; 4096]).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        // SAFETY: the file is this test's own, in its own directory, unchanged while mapped.
+        let map = unsafe { memmap2::Mmap::map(&file) }.unwrap();
+        let mut session = Session::new(Settings {
+            json: true,
+            color: false,
+        });
+        session.set_target(crate::target::attach(std::process::id() as i32).unwrap());
+        for line in ["regions --gaps", "regions --wide", "regions --kind free"] {
+            let Output::Regions(out) = session.execute(line).unwrap() else {
+                panic!("{line}: not a regions table");
+            };
+            let mut fast = Vec::new();
+            super::json(&out, &mut fast).unwrap();
+            let mut serde = serde_json::to_vec(&out).unwrap();
+            serde.push(b'\n');
+            // Byte for byte: same keys, same order, same escapes.
+            assert_eq!(
+                String::from_utf8_lossy(&fast),
+                String::from_utf8_lossy(&serde)
+            );
+            let slow = serde_json::to_value(&out).unwrap();
+            if line == "regions --gaps" {
+                let rows = slow["regions"].as_array().unwrap();
+                let shown = path.to_string_lossy();
+                assert!(rows.iter().any(|r| r["path"] == shown.as_ref()), "{line}");
+                assert!(rows.iter().any(|r| r["kind"] == "free"), "{line}");
+            }
+        }
+        drop(map);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
