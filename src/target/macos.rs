@@ -3,7 +3,8 @@
 //! `vm_region_submap_info_64`, classified by `regions::foreign` into vmmap's types and share modes;
 //! the loaded images come from `TASK_DYLD_INFO` (dyld_all_image_infos and each image's Mach-O
 //! segments), so image segments are file-backed regions `whatis` can resolve; memory is read with
-//! `mach_vm_read_overwrite`; threads with `task_threads` and `thread_get_state`. User space cannot
+//! `mach_vm_read_overwrite`; threads with `task_threads` and `thread_get_state`; watchpoints with
+//! each thread's debug state and an EXC_BREAKPOINT exception port (the `watch` module). User space cannot
 //! see physical frames on macOS, so `translate` and `shared` are unsupported. Compile-checked on
 //! Linux for x86_64 and aarch64 macOS; not yet run on a Mac.
 
@@ -46,6 +47,8 @@ pub struct MacProcess {
     task: mach_port_t,
     stopped: bool,
     last: Vec<MachRegion>,
+    /// Hardware watchpoints, armed only while `watch_wait` runs (the `watch` module).
+    watches: crate::target::debugreg::Watches,
 }
 
 fn kr_error(what: &str, pid: i32, kr: kern_return_t) -> Error {
@@ -84,6 +87,7 @@ impl MacProcess {
             task,
             stopped: false,
             last: Vec::new(),
+            watches: crate::target::debugreg::Watches::default(),
         })
     }
 
@@ -670,16 +674,31 @@ impl Target for MacProcess {
 
     fn watch_set(
         &mut self,
-        _expression: &str,
-        _addr: VirtAddr,
-        _len: u64,
-        _access: crate::target::WatchAccess,
-        _passive: bool,
+        expression: &str,
+        addr: VirtAddr,
+        len: u64,
+        access: crate::target::WatchAccess,
+        passive: bool,
     ) -> Result<crate::target::WatchInfo> {
-        Err(self.unsupported(
-            "hardware watchpoints (the Mach backend does not yet program the x86/ARM debug \
-             state nor catch EXC_BREAKPOINT)",
-        ))
+        self.watches.add(expression, addr, len, access, passive)
+    }
+
+    fn watch_clear(&mut self, id: Option<u32>) -> Result<Vec<u32>> {
+        self.watches.clear(id)
+    }
+
+    fn watch_list(&mut self) -> Result<Vec<crate::target::WatchInfo>> {
+        Ok(self.watches.list())
+    }
+
+    /// The thread debug state and an EXC_BREAKPOINT port: see the `watch` module.
+    fn watch_wait(
+        &mut self,
+        until: Option<std::time::Instant>,
+        max_hits: Option<u64>,
+        on_event: &mut dyn FnMut(&mut dyn Target, crate::target::WatchEvent<'_>) -> Result<()>,
+    ) -> Result<crate::target::WatchRun> {
+        watch::wait(self, until, max_hits, on_event)
     }
 
     fn detach(&mut self) -> Result<()> {
@@ -698,5 +717,653 @@ impl Drop for MacProcess {
         unsafe {
             mach2::mach_port::mach_port_deallocate(mach2::traps::mach_task_self(), self.task)
         };
+    }
+}
+
+/// Hardware watchpoints through the thread debug state and a Mach exception port, armed only
+/// while `watch` runs. Each thread of the task gets the debug registers with `thread_set_state`
+/// (x86_64: `x86_DEBUG_STATE64`, DR0–DR3 + DR7; arm64: `ARM_DEBUG_STATE64`, DBGWVR/DBGWCR), and
+/// the task-wide debug state (`task_set_state`) is set too, so threads born meanwhile inherit it;
+/// `task_threads` is polled as well to arm any thread that did not. The task's EXC_BREAKPOINT
+/// exception port is pointed at a receive right of ours (`EXCEPTION_DEFAULT |
+/// MACH_EXCEPTION_CODES`), so a hit arrives as a `mach_exception_raise` message while the hitting
+/// thread waits for the reply:
+/// - x86_64: DR6 in the thread's debug state says which slot fired (the kernel copies it there);
+///   the access is done, so the bytes read now are the new value.
+/// - arm64: code[0] is EXC_ARM_DA_DEBUG and code[1] the fault address. ARM watchpoints trap
+///   before the access completes, so the thread is stepped over it (MDSCR_EL1.SS, watchpoints
+///   off) and the hit is reported at the step's exception, with the new value.
+///
+/// Exceptions that are not ours are answered KERN_FAILURE, which sends them on to the host port
+/// and the BSD signal (SIGTRAP) as if vmscope were not there. A task that already has an
+/// EXC_BREAKPOINT handler (lldb, debugserver) is refused: one debugger at a time. On every way
+/// out the debug state of every thread and of the task is cleared, queued exceptions are
+/// answered, and the exception port is put back.
+mod watch {
+    use super::MacProcess;
+    use crate::addr::VirtAddr;
+    use crate::error::{Error, Result};
+    use crate::target::debugreg::{self, HitCount, Slot};
+    use crate::target::{Target, WatchEvent, WatchRun};
+    use mach2::exception_types::{
+        EXC_BREAKPOINT, EXC_MASK_BREAKPOINT, EXCEPTION_DEFAULT, MACH_EXCEPTION_CODES,
+        exception_behavior_t, exception_mask_t,
+    };
+    use mach2::kern_return::{KERN_FAILURE, KERN_SUCCESS, kern_return_t};
+    use mach2::message::{
+        MACH_MSGH_BITS_REMOTE_MASK, MACH_RCV_MSG, MACH_RCV_TIMED_OUT, MACH_RCV_TIMEOUT,
+        MACH_SEND_MSG, MACH_SEND_TIMEOUT, mach_msg, mach_msg_body_t, mach_msg_header_t,
+        mach_msg_port_descriptor_t,
+    };
+    use mach2::port::{MACH_PORT_NULL, MACH_PORT_RIGHT_RECEIVE, mach_port_t};
+    use mach2::thread_status::{THREAD_STATE_NONE, thread_state_flavor_t, thread_state_t};
+
+    /// This process's own task port.
+    fn mach_task_self() -> mach_port_t {
+        // SAFETY: reads the task-self port name the runtime keeps; no preconditions.
+        unsafe { mach2::traps::mach_task_self() }
+    }
+    use std::collections::HashMap;
+    use std::time::{Duration, Instant};
+
+    /// How long one receive waits, so Ctrl-C, `--for` and new threads are noticed.
+    const TICK: Duration = Duration::from_millis(50);
+    /// `mach_exception_raise` in mach_exc.defs (subsystem 2405); its reply is id + 100.
+    const MACH_EXCEPTION_RAISE: i32 = 2405;
+    /// The NDR record of a little-endian host (mach/ndr.h: int_rep NDR_INT_LITTLE_ENDIAN = 1,
+    /// ASCII characters, IEEE floats).
+    const NDR_LITTLE_ENDIAN: [u8; 8] = [0, 0, 0, 0, 1, 0, 0, 0];
+
+    /// The request of `mach_exception_raise` as the MIG-generated `mach_excServer.c` declares it
+    /// (`__Request__mach_exception_raise_t`, under `#pragma pack(4)`): the header (24 bytes); a
+    /// complex-message body counting 2 descriptors (4); the thread and task send rights as port
+    /// descriptors (12 each); the NDR record (8); `exception_type_t exception` (4);
+    /// `mach_msg_type_number_t codeCnt` (4); `int64_t code[2]` (16, 4-byte aligned at offset 68,
+    /// hence `packed(4)`). The kernel appends a trailer after it.
+    #[repr(C, packed(4))]
+    #[derive(Clone, Copy)]
+    struct ExcRequest {
+        head: mach_msg_header_t,
+        body: mach_msg_body_t,
+        thread: mach_msg_port_descriptor_t,
+        task: mach_msg_port_descriptor_t,
+        ndr: [u8; 8],
+        exception: i32,
+        code_cnt: u32,
+        code: [i64; 2],
+    }
+    const _: () = assert!(std::mem::size_of::<ExcRequest>() == 84);
+
+    /// `__Reply__mach_exception_raise_t`: header, NDR record, `kern_return_t RetCode`.
+    #[repr(C, packed(4))]
+    struct ExcReply {
+        head: mach_msg_header_t,
+        ndr: [u8; 8],
+        ret_code: kern_return_t,
+    }
+    const _: () = assert!(std::mem::size_of::<ExcReply>() == 36);
+
+    /// A receive buffer for one request and its trailer.
+    #[repr(C, align(8))]
+    struct RecvBuf([u8; 512]);
+
+    #[cfg(target_arch = "x86_64")]
+    mod arch {
+        use super::Slot;
+        use crate::target::debugreg;
+
+        /// `x86_debug_state64_t` (mach/i386/_structs.h): `__dr0` … `__dr7`, 64 bits each.
+        #[repr(C)]
+        #[derive(Clone, Copy, Default)]
+        pub struct DebugState {
+            pub dr: [u64; 8],
+        }
+
+        /// `x86_DEBUG_STATE64` (mach/i386/thread_status.h).
+        pub const FLAVOR: i32 = 11;
+
+        /// DR0–DR3 with the slots' addresses, DR7 enabling them.
+        pub fn armed(slots: &[Slot]) -> DebugState {
+            let mut st = DebugState::default();
+            for (i, s) in slots.iter().enumerate().take(4) {
+                st.dr[i] = s.addr;
+            }
+            st.dr[7] = debugreg::x86::dr7(slots);
+            st
+        }
+    }
+
+    #[cfg(target_arch = "aarch64")]
+    mod arch {
+        use super::Slot;
+        use crate::target::debugreg::arm64;
+
+        /// `arm_debug_state64_t` (mach/arm/_structs.h): breakpoint value/control registers,
+        /// watchpoint value/control registers (16 each, 64 bits), and MDSCR_EL1.
+        #[repr(C)]
+        #[derive(Clone, Copy, Default)]
+        pub struct DebugState {
+            pub bvr: [u64; 16],
+            pub bcr: [u64; 16],
+            pub wvr: [u64; 16],
+            pub wcr: [u64; 16],
+            pub mdscr_el1: u64,
+        }
+
+        /// `ARM_DEBUG_STATE64` (mach/arm/thread_status.h).
+        pub const FLAVOR: i32 = 15;
+        /// MDSCR_EL1.SS (bit 0): software step; Darwin turns it into a one-instruction step.
+        pub const MDSCR_SS: u64 = 1;
+        /// `EXC_ARM_DA_DEBUG` (mach/arm/exception.h): a watchpoint (debug data abort).
+        pub const EXC_ARM_DA_DEBUG: i64 = 0x102;
+
+        /// DBGWVR/DBGWCR n for slot n.
+        pub fn armed(slots: &[Slot]) -> DebugState {
+            let mut st = DebugState::default();
+            for (i, s) in slots.iter().enumerate().take(16) {
+                st.wvr[i] = arm64::wvr(s);
+                st.wcr[i] = u64::from(arm64::wcr(s));
+            }
+            st
+        }
+
+        /// Watchpoints off, one instruction stepped.
+        pub fn stepping() -> DebugState {
+            DebugState {
+                mdscr_el1: MDSCR_SS,
+                ..DebugState::default()
+            }
+        }
+    }
+
+    use arch::DebugState;
+
+    /// The debug state's size in `natural_t` words, as thread_set_state counts it.
+    const STATE_COUNT: u32 = (std::mem::size_of::<DebugState>() / 4) as u32;
+
+    fn set_thread_state(port: mach_port_t, st: &DebugState) -> kern_return_t {
+        // SAFETY: `st` is the repr(C) struct of flavor FLAVOR and STATE_COUNT its size in words;
+        // the kernel only reads it (and stops the thread itself while it writes the state).
+        unsafe {
+            mach2::thread_act::thread_set_state(
+                port,
+                arch::FLAVOR as thread_state_flavor_t,
+                st as *const DebugState as thread_state_t,
+                STATE_COUNT,
+            )
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn get_thread_state(port: mach_port_t) -> Option<DebugState> {
+        let mut st = DebugState::default();
+        let mut count = STATE_COUNT;
+        // SAFETY: `st` is the repr(C) struct of flavor FLAVOR and `count` its size in words.
+        let kr = unsafe {
+            mach2::thread_act::thread_get_state(
+                port,
+                arch::FLAVOR as thread_state_flavor_t,
+                &mut st as *mut DebugState as thread_state_t,
+                &mut count,
+            )
+        };
+        (kr == KERN_SUCCESS).then_some(st)
+    }
+
+    fn set_task_state(task: mach_port_t, st: &DebugState) -> kern_return_t {
+        // SAFETY: as in `set_thread_state`; the task keeps a copy for threads created later.
+        unsafe {
+            mach2::task::task_set_state(
+                task,
+                arch::FLAVOR as thread_state_flavor_t,
+                st as *const DebugState as thread_state_t,
+                STATE_COUNT,
+            )
+        }
+    }
+
+    fn release(port: mach_port_t) {
+        if port != MACH_PORT_NULL {
+            // SAFETY: one user reference of a send right we hold, released once.
+            unsafe { mach2::mach_port::mach_port_deallocate(mach_task_self(), port) };
+        }
+    }
+
+    /// One watch run: our exception port and the threads armed.
+    struct Session {
+        task: mach_port_t,
+        pid: i32,
+        /// Our receive right (with a send right made from it) for EXC_BREAKPOINT.
+        port: mach_port_t,
+        /// Whether the task's EXC_BREAKPOINT port is ours now (to put back).
+        installed: bool,
+        /// Whether the task-wide debug state was set (to clear).
+        task_state: bool,
+        slots: Vec<Slot>,
+        /// The watch index of each slot.
+        owners: Vec<usize>,
+        /// Armed threads, each holding one reference to its port name.
+        threads: HashMap<mach_port_t, ()>,
+        /// arm64: threads stepping over a watched access, with the watch and the pc of the hit.
+        #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+        steps: HashMap<mach_port_t, (usize, Option<VirtAddr>)>,
+        finished: bool,
+    }
+
+    impl Session {
+        /// Allocates our exception port and makes it the task's EXC_BREAKPOINT handler, unless a
+        /// debugger holds that already.
+        fn install(p: &MacProcess, slots: Vec<Slot>, owners: Vec<usize>) -> Result<Session> {
+            let (task, pid) = (p.task, p.pid());
+            let mut masks: [exception_mask_t; 32] = [0; 32];
+            let mut handlers: [mach_port_t; 32] = [0; 32];
+            let mut behaviors: [exception_behavior_t; 32] = [0; 32];
+            let mut flavors: [thread_state_flavor_t; 32] = [0; 32];
+            let mut count: u32 = 32;
+            // SAFETY: four arrays of 32 entries and their count; the kernel fills at most that
+            // many and gives us a send right for each handler, released below.
+            let kr = unsafe {
+                mach2::task::task_get_exception_ports(
+                    task,
+                    EXC_MASK_BREAKPOINT,
+                    masks.as_mut_ptr(),
+                    &mut count,
+                    handlers.as_mut_ptr(),
+                    behaviors.as_mut_ptr(),
+                    flavors.as_mut_ptr(),
+                )
+            };
+            if kr != KERN_SUCCESS {
+                return Err(p.gone_or(kr, "task_get_exception_ports"));
+            }
+            let taken = handlers[..count.min(32) as usize]
+                .iter()
+                .any(|&h| h != MACH_PORT_NULL);
+            handlers[..count.min(32) as usize]
+                .iter()
+                .for_each(|&h| release(h));
+            if taken {
+                return Err(Error::Usage(format!(
+                    "process {pid} already has a breakpoint exception handler (a debugger such \
+                     as lldb?), and a task's EXC_BREAKPOINT goes to one handler: detach it first"
+                )));
+            }
+            let me = mach_task_self();
+            let mut port: mach_port_t = MACH_PORT_NULL;
+            // SAFETY: writes one port name into `port`.
+            let kr = unsafe {
+                mach2::mach_port::mach_port_allocate(me, MACH_PORT_RIGHT_RECEIVE, &mut port)
+            };
+            if kr != KERN_SUCCESS {
+                return Err(super::kr_error("mach_port_allocate", pid, kr));
+            }
+            let mut s = Session {
+                task,
+                pid,
+                port,
+                installed: false,
+                task_state: false,
+                slots,
+                owners,
+                threads: HashMap::new(),
+                steps: HashMap::new(),
+                finished: false,
+            };
+            // SAFETY: makes a send right from the receive right we just allocated.
+            let kr = unsafe {
+                mach2::mach_port::mach_port_insert_right(
+                    me,
+                    port,
+                    port,
+                    mach2::message::MACH_MSG_TYPE_MAKE_SEND,
+                )
+            };
+            if kr != KERN_SUCCESS {
+                return Err(super::kr_error("mach_port_insert_right", pid, kr));
+            }
+            // SAFETY: plain call with the task port and our port's send right (copied).
+            let kr = unsafe {
+                mach2::task::task_set_exception_ports(
+                    task,
+                    EXC_MASK_BREAKPOINT,
+                    port,
+                    (EXCEPTION_DEFAULT | MACH_EXCEPTION_CODES) as exception_behavior_t,
+                    THREAD_STATE_NONE,
+                )
+            };
+            if kr != KERN_SUCCESS {
+                return Err(p.gone_or(kr, "task_set_exception_ports"));
+            }
+            s.installed = true;
+            Ok(s)
+        }
+
+        /// Arms the threads not armed yet; returns how many threads the task has (0: it is
+        /// gone).
+        fn arm_new(&mut self, p: &mut MacProcess) -> Result<usize> {
+            let ports = match p.thread_ports() {
+                Ok(ports) => ports,
+                Err(Error::Exited { .. }) => return Ok(0),
+                Err(e) => return Err(e),
+            };
+            let n = ports.len();
+            let state = arch::armed(&self.slots);
+            for port in ports {
+                if self.threads.contains_key(&port) {
+                    release(port); // a second reference to a thread we hold already
+                    continue;
+                }
+                let kr = set_thread_state(port, &state);
+                // A thread that just ended (its port dead) cannot be armed and needs not be.
+                if kr != KERN_SUCCESS
+                    && kr != 0x1000_0003
+                    && kr != mach2::kern_return::KERN_TERMINATED
+                {
+                    release(port);
+                    return Err(super::kr_error(
+                        "thread_set_state (debug state)",
+                        self.pid,
+                        kr,
+                    ));
+                }
+                self.threads.insert(port, ());
+            }
+            Ok(n)
+        }
+
+        /// Waits up to `timeout` for one exception message.
+        fn receive(&self, timeout: Duration) -> Result<Option<ExcRequest>> {
+            let mut buf = RecvBuf([0; 512]);
+            let head = buf.0.as_mut_ptr() as *mut mach_msg_header_t;
+            // SAFETY: `buf` is 512 writable, 8-aligned bytes owned by us; the kernel writes one
+            // message of at most that size into it.
+            let mr = unsafe {
+                mach_msg(
+                    head,
+                    MACH_RCV_MSG | MACH_RCV_TIMEOUT,
+                    0,
+                    512,
+                    self.port,
+                    timeout.as_millis().min(u32::MAX as u128) as u32,
+                    MACH_PORT_NULL,
+                )
+            };
+            if mr == MACH_RCV_TIMED_OUT {
+                return Ok(None);
+            }
+            if mr != KERN_SUCCESS {
+                return Err(super::kr_error("mach_msg (receive)", self.pid, mr));
+            }
+            // SAFETY: the header of the message just received is initialized.
+            let (id, size) = unsafe { ((*head).msgh_id, (*head).msgh_size) };
+            if id != MACH_EXCEPTION_RAISE || (size as usize) < std::mem::size_of::<ExcRequest>() {
+                // Not a request of ours: free what it carries.
+                // SAFETY: a received message in our buffer, destroyed once.
+                unsafe { mach2::message::mach_msg_destroy(head) };
+                return Ok(None);
+            }
+            // SAFETY: the message is at least an ExcRequest long; packed, read unaligned.
+            Ok(Some(unsafe {
+                std::ptr::read_unaligned(buf.0.as_ptr() as *const ExcRequest)
+            }))
+        }
+
+        /// Answers a request (KERN_SUCCESS resumes the thread; anything else passes the
+        /// exception on) and releases the thread and task rights it carried.
+        fn reply(&self, req: &ExcRequest, ret: kern_return_t) {
+            let head = req.head;
+            let mut reply = ExcReply {
+                head: mach_msg_header_t {
+                    msgh_bits: head.msgh_bits & MACH_MSGH_BITS_REMOTE_MASK,
+                    msgh_size: std::mem::size_of::<ExcReply>() as u32,
+                    msgh_remote_port: head.msgh_remote_port,
+                    msgh_local_port: MACH_PORT_NULL,
+                    msgh_voucher_port: MACH_PORT_NULL,
+                    msgh_id: head.msgh_id + 100,
+                },
+                ndr: NDR_LITTLE_ENDIAN,
+                ret_code: ret,
+            };
+            // SAFETY: `reply` is a complete, simple message sent to the send-once reply right
+            // the request carried; the kernel only reads it.
+            unsafe {
+                mach_msg(
+                    &mut reply.head,
+                    MACH_SEND_MSG | MACH_SEND_TIMEOUT,
+                    std::mem::size_of::<ExcReply>() as u32,
+                    0,
+                    MACH_PORT_NULL,
+                    100,
+                    MACH_PORT_NULL,
+                )
+            };
+            let (thread, task) = (req.thread, req.task);
+            release(thread.name);
+            release(task.name);
+        }
+
+        /// Clears the debug state of the task and of every thread armed, answers the exceptions
+        /// already queued, and puts the exception port back. Runs on every way out.
+        fn finish(&mut self) {
+            if self.finished {
+                return;
+            }
+            self.finished = true;
+            let off = DebugState::default();
+            if self.task_state {
+                let _ = set_task_state(self.task, &off);
+            }
+            for &port in self.threads.keys() {
+                let _ = set_thread_state(port, &off);
+            }
+            if self.installed {
+                // A thread stopped at a hit raised before the clear: let it go on (x86: the
+                // access is done; arm64: it runs the access again, unwatched now).
+                while let Ok(Some(req)) = self.receive(Duration::from_millis(20)) {
+                    let ours = self.threads.contains_key(&{ req.thread }.name);
+                    self.reply(&req, if ours { KERN_SUCCESS } else { KERN_FAILURE });
+                }
+                // SAFETY: plain call; no handler again, as before the watch.
+                unsafe {
+                    mach2::task::task_set_exception_ports(
+                        self.task,
+                        EXC_MASK_BREAKPOINT,
+                        MACH_PORT_NULL,
+                        EXCEPTION_DEFAULT as exception_behavior_t,
+                        THREAD_STATE_NONE,
+                    )
+                };
+            }
+            for (&port, _) in self.threads.iter() {
+                release(port);
+            }
+            self.threads.clear();
+            // SAFETY: destroys our receive right (and the send right made from it), once.
+            unsafe { mach2::mach_port::mach_port_destroy(mach_task_self(), self.port) };
+        }
+    }
+
+    impl Drop for Session {
+        fn drop(&mut self) {
+            self.finish();
+        }
+    }
+
+    /// Reads watch `w`'s bytes now and reports its hit.
+    fn report(
+        p: &mut MacProcess,
+        w: usize,
+        tid: i32,
+        pc: Option<VirtAddr>,
+        count: &mut HitCount,
+        on_event: &mut dyn FnMut(&mut dyn Target, WatchEvent<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let (addr, len) = p.watches.ranges()[w];
+        let mut buf = vec![0u8; len];
+        let read = p.read(addr, &mut buf);
+        let new = debugreg::value(read, buf)?;
+        let hit = p.watches.hit(w, tid, pc, new);
+        count.total += 1;
+        on_event(p, WatchEvent::Hit(&hit))
+    }
+
+    fn pc_of(p: &MacProcess, thread: mach_port_t) -> Option<VirtAddr> {
+        p.thread_regs(thread).ok().and_then(|r| super::sp_pc(&r).1)
+    }
+
+    /// An EXC_BREAKPOINT: a hit of ours (KERN_SUCCESS once handled) or not (KERN_FAILURE).
+    #[cfg(target_arch = "x86_64")]
+    fn on_breakpoint(
+        p: &mut MacProcess,
+        s: &mut Session,
+        req: &ExcRequest,
+        count: &mut HitCount,
+        on_event: &mut dyn FnMut(&mut dyn Target, WatchEvent<'_>) -> Result<()>,
+    ) -> Result<kern_return_t> {
+        let thread = { req.thread }.name;
+        let Some(mut st) = get_thread_state(thread) else {
+            return Ok(KERN_FAILURE);
+        };
+        let fired = debugreg::x86::fired(st.dr[6], s.slots.len());
+        if fired.is_empty() {
+            return Ok(KERN_FAILURE);
+        }
+        st.dr[6] = 0;
+        let _ = set_thread_state(thread, &st);
+        let pc = pc_of(p, thread);
+        let mut seen = Vec::new();
+        for slot in fired {
+            let w = s.owners[slot];
+            if seen.contains(&w) || count.done() {
+                continue;
+            }
+            seen.push(w);
+            report(p, w, thread as i32, pc, count, on_event)?;
+        }
+        Ok(KERN_SUCCESS)
+    }
+
+    /// An EXC_BREAKPOINT: a watchpoint of ours (stepped over, reported when the step is done),
+    /// the end of such a step, or not ours (KERN_FAILURE).
+    #[cfg(target_arch = "aarch64")]
+    fn on_breakpoint(
+        p: &mut MacProcess,
+        s: &mut Session,
+        req: &ExcRequest,
+        count: &mut HitCount,
+        on_event: &mut dyn FnMut(&mut dyn Target, WatchEvent<'_>) -> Result<()>,
+    ) -> Result<kern_return_t> {
+        let thread = { req.thread }.name;
+        let code = { req.code };
+        if let Some((w, pc)) = s.steps.remove(&thread) {
+            // The watched access is done: watch again, then report with the new value.
+            let kr = set_thread_state(thread, &arch::armed(&s.slots));
+            if kr != KERN_SUCCESS {
+                return Err(super::kr_error("thread_set_state (debug state)", s.pid, kr));
+            }
+            report(p, w, thread as i32, pc, count, on_event)?;
+            return Ok(KERN_SUCCESS);
+        }
+        if code[0] != arch::EXC_ARM_DA_DEBUG {
+            return Ok(KERN_FAILURE);
+        }
+        let Some(slot) = debugreg::arm64::fired(&s.slots, code[1] as u64) else {
+            return Ok(KERN_FAILURE);
+        };
+        let pc = pc_of(p, thread);
+        let kr = set_thread_state(thread, &arch::stepping());
+        if kr != KERN_SUCCESS {
+            return Err(super::kr_error("thread_set_state (single step)", s.pid, kr));
+        }
+        s.steps.insert(thread, (s.owners[slot], pc));
+        Ok(KERN_SUCCESS)
+    }
+
+    enum Exit {
+        Ended(&'static str),
+        Exited,
+    }
+
+    fn run(
+        p: &mut MacProcess,
+        s: &mut Session,
+        until: Option<Instant>,
+        count: &mut HitCount,
+        on_event: &mut dyn FnMut(&mut dyn Target, WatchEvent<'_>) -> Result<()>,
+    ) -> Result<Exit> {
+        let state = arch::armed(&s.slots);
+        // Best effort: Darwin copies a task's debug state into threads it creates.
+        s.task_state = set_task_state(s.task, &state) == KERN_SUCCESS;
+        let threads = s.arm_new(p)?;
+        if threads == 0 {
+            return Ok(Exit::Exited);
+        }
+        on_event(
+            p,
+            WatchEvent::Armed {
+                backend: "debug-state",
+                threads,
+            },
+        )?;
+        loop {
+            if let Some(why) = count.end_reason(until) {
+                return Ok(Exit::Ended(why));
+            }
+            if s.arm_new(p)? == 0 {
+                return Ok(Exit::Exited);
+            }
+            let wait = until
+                .map(|u| u.saturating_duration_since(Instant::now()))
+                .unwrap_or(TICK)
+                .min(TICK);
+            let Some(req) = s.receive(wait)? else {
+                continue;
+            };
+            let outcome = if { req.exception } == EXC_BREAKPOINT as i32 {
+                on_breakpoint(p, s, &req, count, on_event)
+            } else {
+                Ok(KERN_FAILURE)
+            };
+            // Answer even when reporting failed, so the thread does not wait for ever.
+            s.reply(&req, *outcome.as_ref().unwrap_or(&KERN_SUCCESS));
+            outcome?;
+        }
+    }
+
+    /// Runs the watches of `p` until `max_hits`, `until`, Ctrl-C or the task's end.
+    pub fn wait(
+        p: &mut MacProcess,
+        until: Option<Instant>,
+        max_hits: Option<u64>,
+        on_event: &mut dyn FnMut(&mut dyn Target, WatchEvent<'_>) -> Result<()>,
+    ) -> Result<WatchRun> {
+        if p.watches.is_empty() {
+            return Err(Error::usage(
+                "no watches: set one with `watch EXPR [LEN] [-w|-rw|-r]`",
+            ));
+        }
+        for (i, (addr, len)) in p.watches.ranges().into_iter().enumerate() {
+            let mut buf = vec![0u8; len];
+            let read = p.read(addr, &mut buf);
+            let value = debugreg::value(read, buf)?;
+            p.watches.set_last(i, value);
+        }
+        let (owners, slots): (Vec<usize>, Vec<Slot>) = p.watches.slots().into_iter().unzip();
+        let mut s = Session::install(p, slots, owners)?;
+        let mut count = HitCount::new(max_hits);
+        let ended = run(p, &mut s, until, &mut count, on_event);
+        s.finish();
+        match ended? {
+            Exit::Ended(why) => Ok(WatchRun {
+                backend: "debug-state".into(),
+                hits: count.total,
+                lost: 0,
+                ended: why.into(),
+            }),
+            Exit::Exited => Err(Error::Exited {
+                pid: p.pid(),
+                status: None,
+            }),
+        }
     }
 }

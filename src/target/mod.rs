@@ -3,6 +3,7 @@
 //! [`Error::Unsupported`], never a panic or a silent empty answer.
 
 pub mod core;
+pub mod debugreg;
 #[cfg(target_os = "linux")]
 pub mod linux;
 #[cfg(target_os = "macos")]

@@ -9,9 +9,11 @@
 //! holes between the regions, which the shared summary turns into the Free row and the largest
 //! free block. Usage per region comes from the working-set blocks of `QueryWorkingSetEx`; memory
 //! from `ReadProcessMemory`; threads from a Toolhelp snapshot; `stop` suspends every thread and
-//! `registers` reads them with `GetThreadContext` (x86_64). Not done yet: watchpoints (debug API)
-//! and heap segments beyond each heap's first allocation. Windows does not show physical frames
-//! to user space: `translate` is unsupported. Compile-checked on Linux for
+//! `registers` reads them with `GetThreadContext` (x86_64); watchpoints attach with the debug API
+//! (`DebugActiveProcess`) for the length of a `watch` and set Dr0–Dr7 of every thread (the
+//! `watch` module; x86_64, not WOW64). Not done yet: heap segments beyond each heap's first
+//! allocation. Windows does not show physical frames to user space: `translate` is unsupported.
+//! Compile-checked on Linux for
 //! x86_64-pc-windows-msvc; not yet run on Windows.
 
 use crate::addr::{FileOffset, VirtAddr};
@@ -110,6 +112,8 @@ pub struct WinProcess {
     /// `(\Device\HarddiskVolumeN, C:)` for each drive letter.
     devices: Vec<(String, String)>,
     suspended: Vec<Suspended>,
+    /// Hardware watchpoints, armed only while `watch_wait` runs (the `watch` module).
+    watches: crate::target::debugreg::Watches,
 }
 
 fn last_error() -> std::io::Error {
@@ -155,6 +159,7 @@ impl WinProcess {
             last: Vec::new(),
             devices: dos_devices(),
             suspended: Vec::new(),
+            watches: crate::target::debugreg::Watches::default(),
         })
     }
 
@@ -494,6 +499,13 @@ impl WinProcess {
         Error::io(format!("{what} on process {}", self.info.pid), e)
     }
 
+    fn exited(&self) -> Error {
+        Error::Exited {
+            pid: self.info.pid,
+            status: None,
+        }
+    }
+
     fn alive(&self) -> bool {
         let mut code = 0u32;
         // SAFETY: writes one u32 exit code.
@@ -753,16 +765,45 @@ impl Target for WinProcess {
 
     fn watch_set(
         &mut self,
-        _expression: &str,
-        _addr: VirtAddr,
-        _len: u64,
-        _access: crate::target::WatchAccess,
-        _passive: bool,
+        expression: &str,
+        addr: VirtAddr,
+        len: u64,
+        access: crate::target::WatchAccess,
+        passive: bool,
     ) -> Result<crate::target::WatchInfo> {
-        Err(self.unsupported(
-            "hardware watchpoints (the Windows backend does not yet use DebugActiveProcess \
-             and Dr0-Dr7)",
-        ))
+        if !self.alive() {
+            return Err(self.exited());
+        }
+        self.watches.add(expression, addr, len, access, passive)
+    }
+
+    fn watch_clear(&mut self, id: Option<u32>) -> Result<Vec<u32>> {
+        self.watches.clear(id)
+    }
+
+    fn watch_list(&mut self) -> Result<Vec<crate::target::WatchInfo>> {
+        Ok(self.watches.list())
+    }
+
+    /// DebugActiveProcess and Dr0-Dr7 on every thread: see the `watch` module.
+    fn watch_wait(
+        &mut self,
+        until: Option<std::time::Instant>,
+        max_hits: Option<u64>,
+        on_event: &mut dyn FnMut(&mut dyn Target, crate::target::WatchEvent<'_>) -> Result<()>,
+    ) -> Result<crate::target::WatchRun> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            watch::wait(self, until, max_hits, on_event)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (until, max_hits, on_event);
+            Err(self.unsupported(
+                "hardware watchpoints on this architecture (the Windows backend programs the \
+                 x86_64 CONTEXT's Dr0-Dr7 only)",
+            ))
+        }
     }
 }
 
@@ -854,4 +895,508 @@ fn thread_registers(_tid: i32, _handle: HANDLE) -> std::io::Result<crate::target
         std::io::ErrorKind::Unsupported,
         "reading thread registers is implemented for x86_64 Windows only",
     ))
+}
+
+/// Hardware watchpoints through the Windows debug API: `DebugActiveProcess` makes vmscope the
+/// process's debugger for the length of one `watch` run. While a debug event is held (between
+/// `WaitForDebugEvent` and `ContinueDebugEvent`) every thread of the process is frozen, so Dr0–Dr3
+/// and Dr7 are set then with `SetThreadContext` (CONTEXT_DEBUG_REGISTERS): at the
+/// CREATE_PROCESS and CREATE_THREAD events, which the system sends for every thread already
+/// running at attach and for each new one. A data breakpoint traps after the access as
+/// EXCEPTION_SINGLE_STEP; Dr6 says which slot fired, Rip is the instruction after the access, and
+/// the watched bytes read then are the new value. Other exceptions go back to the program
+/// (DBG_EXCEPTION_NOT_HANDLED), so its own first-chance handlers run. On every way out the
+/// registers of every thread are cleared, the events already queued are drained, and
+/// `DebugActiveProcessStop` detaches (kill-on-exit off, so the process runs on).
+#[cfg(target_arch = "x86_64")]
+mod watch {
+    use super::{AlignedContext, WinProcess, last_error};
+    use crate::addr::VirtAddr;
+    use crate::error::{Error, Result};
+    use crate::target::debugreg::{self, HitCount, Slot};
+    use crate::target::{Target, WatchEvent, WatchRun};
+    use std::collections::HashMap;
+    use std::time::{Duration, Instant};
+    use windows_sys::Win32::Foundation::{
+        CloseHandle, DBG_CONTINUE, DBG_EXCEPTION_NOT_HANDLED, EXCEPTION_BREAKPOINT,
+        EXCEPTION_SINGLE_STEP, HANDLE, NTSTATUS,
+    };
+    use windows_sys::Win32::System::Diagnostics::Debug::{
+        CONTEXT_CONTROL_AMD64, CONTEXT_DEBUG_REGISTERS_AMD64, CREATE_PROCESS_DEBUG_EVENT,
+        CREATE_THREAD_DEBUG_EVENT, ContinueDebugEvent, DEBUG_EVENT, DebugActiveProcess,
+        DebugActiveProcessStop, DebugSetProcessKillOnExit, EXCEPTION_DEBUG_EVENT,
+        EXIT_PROCESS_DEBUG_EVENT, EXIT_THREAD_DEBUG_EVENT, GetThreadContext, LOAD_DLL_DEBUG_EVENT,
+        SetThreadContext, WaitForDebugEvent,
+    };
+    use windows_sys::Win32::System::Threading::{
+        IsWow64Process, OpenThread, ResumeThread, SuspendThread, THREAD_GET_CONTEXT,
+        THREAD_QUERY_INFORMATION, THREAD_SET_CONTEXT, THREAD_SUSPEND_RESUME,
+    };
+
+    /// WaitForDebugEvent's answer when nothing happened within its timeout.
+    const ERROR_SEM_TIMEOUT: i32 = 121;
+    /// How long one wait for a debug event lasts, so Ctrl-C and `--for` are noticed.
+    const TICK: Duration = Duration::from_millis(50);
+
+    /// A thread of the debuggee: its handle from a CREATE_* event (the system closes it), or
+    /// from OpenThread (ours to close).
+    struct DbgThread {
+        handle: HANDLE,
+        owned: bool,
+    }
+
+    /// One attached debugging session.
+    struct Debuggee {
+        pid: u32,
+        slots: Vec<Slot>,
+        threads: HashMap<u32, DbgThread>,
+        /// The thread of the debug event held now (every thread is frozen while it is).
+        held: Option<u32>,
+        /// How the held event is to be continued.
+        status: NTSTATUS,
+        armed_reported: bool,
+        attach_break_seen: bool,
+        finished: bool,
+    }
+
+    impl Drop for Debuggee {
+        /// A panic while reporting must not leave the registers set and the debugger attached.
+        fn drop(&mut self) {
+            self.finish();
+        }
+    }
+
+    /// The thread context parts in `flags` of a frozen or suspended thread.
+    fn context(handle: HANDLE, flags: u32) -> std::io::Result<Box<AlignedContext>> {
+        // SAFETY: CONTEXT is plain data; all zeros is a valid value.
+        let mut ctx: Box<AlignedContext> = Box::new(unsafe { std::mem::zeroed() });
+        ctx.0.ContextFlags = flags;
+        // SAFETY: `ctx` is a 16-byte-aligned CONTEXT with ContextFlags set; `handle` has
+        // THREAD_GET_CONTEXT and its thread is not running (debug event held, or suspended).
+        if unsafe { GetThreadContext(handle, &mut ctx.0) } == 0 {
+            return Err(last_error());
+        }
+        Ok(ctx)
+    }
+
+    /// Programs Dr0–Dr3 with `slots` (none: every slot off), clears Dr6, sets Dr7.
+    fn set_debug_registers(handle: HANDLE, slots: &[Slot]) -> std::io::Result<()> {
+        let mut ctx = context(handle, CONTEXT_DEBUG_REGISTERS_AMD64)?;
+        let addr = |i: usize| slots.get(i).map_or(0, |s| s.addr);
+        let c = &mut ctx.0;
+        (c.Dr0, c.Dr1, c.Dr2, c.Dr3) = (addr(0), addr(1), addr(2), addr(3));
+        c.Dr6 = 0;
+        c.Dr7 = debugreg::x86::dr7(slots);
+        c.ContextFlags = CONTEXT_DEBUG_REGISTERS_AMD64;
+        // SAFETY: `ctx` is a valid, aligned CONTEXT whose flags select the debug registers
+        // only; `handle` has THREAD_SET_CONTEXT and its thread is not running.
+        if unsafe { SetThreadContext(handle, &ctx.0) } == 0 {
+            return Err(last_error());
+        }
+        Ok(())
+    }
+
+    /// Dr6 and Rip of a thread stopped at an exception; Dr6 is cleared for the next hit.
+    fn take_dr6(handle: HANDLE) -> std::io::Result<(u64, u64)> {
+        let mut ctx = context(
+            handle,
+            CONTEXT_DEBUG_REGISTERS_AMD64 | CONTEXT_CONTROL_AMD64,
+        )?;
+        let (dr6, rip) = (ctx.0.Dr6, ctx.0.Rip);
+        ctx.0.Dr6 = 0;
+        ctx.0.ContextFlags = CONTEXT_DEBUG_REGISTERS_AMD64;
+        // SAFETY: as in `set_debug_registers`; only the debug registers are written back.
+        if unsafe { SetThreadContext(handle, &ctx.0) } == 0 {
+            return Err(last_error());
+        }
+        Ok((dr6, rip))
+    }
+
+    impl Debuggee {
+        /// Adds a thread from a CREATE_* event and arms it (the process is frozen).
+        fn add_thread(&mut self, tid: u32, handle: HANDLE) -> Result<()> {
+            if let Some(old) = self.threads.insert(
+                tid,
+                DbgThread {
+                    handle,
+                    owned: false,
+                },
+            ) && old.owned
+            {
+                // SAFETY: a handle we opened, replaced by the system's one, closed once.
+                unsafe { CloseHandle(old.handle) };
+            }
+            self.arm(tid, handle)
+        }
+
+        fn arm(&self, tid: u32, handle: HANDLE) -> Result<()> {
+            set_debug_registers(handle, &self.slots)
+                .map_err(|e| Error::io(format!("setting Dr0-Dr7 of thread {tid}"), e))
+        }
+
+        /// Arms the threads the Toolhelp list has and no debug event named (a belt to the
+        /// braces of the CREATE_THREAD events sent at attach): suspended while their context
+        /// is written.
+        fn arm_running(&mut self, p: &WinProcess) -> Result<usize> {
+            let tids = p.thread_ids().unwrap_or_default();
+            for tid in tids.into_iter().map(|t| t as u32) {
+                if self.threads.contains_key(&tid) {
+                    continue;
+                }
+                // SAFETY: plain call; returns a handle or null (a thread that just exited).
+                let h = unsafe {
+                    OpenThread(
+                        THREAD_GET_CONTEXT
+                            | THREAD_SET_CONTEXT
+                            | THREAD_SUSPEND_RESUME
+                            | THREAD_QUERY_INFORMATION,
+                        0,
+                        tid,
+                    )
+                };
+                if h.is_null() {
+                    continue;
+                }
+                self.threads.insert(
+                    tid,
+                    DbgThread {
+                        handle: h,
+                        owned: true,
+                    },
+                );
+                // SAFETY: `h` is our handle with THREAD_SUSPEND_RESUME.
+                let suspended = unsafe { SuspendThread(h) } != u32::MAX;
+                let armed = self.arm(tid, h);
+                if suspended {
+                    // SAFETY: undoes our SuspendThread on the same handle.
+                    unsafe { ResumeThread(h) };
+                }
+                armed?;
+            }
+            Ok(self.threads.len())
+        }
+
+        fn forget_thread(&mut self, tid: u32) {
+            if let Some(t) = self.threads.remove(&tid)
+                && t.owned
+            {
+                // SAFETY: a handle we opened, closed once.
+                unsafe { CloseHandle(t.handle) };
+            }
+        }
+
+        /// Gives the held event back to the system with its status.
+        fn continue_held(&mut self) {
+            let status = std::mem::replace(&mut self.status, DBG_CONTINUE);
+            if let Some(tid) = self.held.take() {
+                // SAFETY: plain call continuing the event WaitForDebugEvent gave this thread.
+                unsafe { ContinueDebugEvent(self.pid, tid, status) };
+            }
+        }
+
+        /// Clears every thread's slots, drains the events already queued and detaches. Runs on
+        /// every way out of a watch.
+        fn finish(&mut self) {
+            if std::mem::replace(&mut self.finished, true) {
+                return;
+            }
+            let frozen = self.held.is_some();
+            for t in self.threads.values() {
+                // Without an event held the threads run: suspend each while it is written.
+                // SAFETY: handles with THREAD_SUSPEND_RESUME (events' handles have it too).
+                let suspended = !frozen && unsafe { SuspendThread(t.handle) } != u32::MAX;
+                let _ = set_debug_registers(t.handle, &[]);
+                if suspended {
+                    // SAFETY: undoes our SuspendThread on the same handle.
+                    unsafe { ResumeThread(t.handle) };
+                }
+            }
+            self.continue_held();
+            // A hit raised just before the registers were cleared may be queued: take it (an
+            // unclaimed single-step exception would reach the program and could kill it).
+            for _ in 0..256 {
+                // SAFETY: DEBUG_EVENT is plain data; WaitForDebugEvent fills it.
+                let mut ev: DEBUG_EVENT = unsafe { std::mem::zeroed() };
+                // SAFETY: `ev` is a DEBUG_EVENT to write.
+                if unsafe { WaitForDebugEvent(&mut ev, 20) } == 0 {
+                    break;
+                }
+                self.held = Some(ev.dwThreadId);
+                self.status = match ev.dwDebugEventCode {
+                    EXCEPTION_DEBUG_EVENT => {
+                        // SAFETY: the union member the event code names.
+                        let code = unsafe { ev.u.Exception.ExceptionRecord.ExceptionCode };
+                        let ours = code == EXCEPTION_SINGLE_STEP
+                            && self.threads.get(&ev.dwThreadId).is_some_and(|t| {
+                                take_dr6(t.handle).is_ok_and(|(dr6, _)| {
+                                    !debugreg::x86::fired(dr6, self.slots.len()).is_empty()
+                                })
+                            });
+                        let attach_break = code == EXCEPTION_BREAKPOINT && !self.attach_break_seen;
+                        if ours || attach_break {
+                            self.attach_break_seen |= attach_break;
+                            DBG_CONTINUE
+                        } else {
+                            DBG_EXCEPTION_NOT_HANDLED
+                        }
+                    }
+                    CREATE_THREAD_DEBUG_EVENT | CREATE_PROCESS_DEBUG_EVENT => {
+                        // SAFETY: the union members the event code names.
+                        let file = unsafe {
+                            if ev.dwDebugEventCode == CREATE_PROCESS_DEBUG_EVENT {
+                                ev.u.CreateProcessInfo.hFile
+                            } else {
+                                std::ptr::null_mut()
+                            }
+                        };
+                        close_file(file);
+                        DBG_CONTINUE
+                    }
+                    LOAD_DLL_DEBUG_EVENT => {
+                        // SAFETY: the union member the event code names.
+                        close_file(unsafe { ev.u.LoadDll.hFile });
+                        DBG_CONTINUE
+                    }
+                    _ => DBG_CONTINUE,
+                };
+                self.continue_held();
+            }
+            for tid in self.threads.keys().copied().collect::<Vec<_>>() {
+                self.forget_thread(tid);
+            }
+            // SAFETY: plain call; detaches the debugger this thread attached.
+            unsafe { DebugActiveProcessStop(self.pid) };
+        }
+    }
+
+    /// Closes a file handle a debug event handed over (the debugger owns it).
+    fn close_file(h: HANDLE) {
+        if !h.is_null() {
+            // SAFETY: the event gave us this handle to close, once.
+            unsafe { CloseHandle(h) };
+        }
+    }
+
+    /// Runs the watches of `p` until `max_hits`, `until`, Ctrl-C or the process's exit.
+    pub fn wait(
+        p: &mut WinProcess,
+        until: Option<Instant>,
+        max_hits: Option<u64>,
+        on_event: &mut dyn FnMut(&mut dyn Target, WatchEvent<'_>) -> Result<()>,
+    ) -> Result<WatchRun> {
+        if p.watches.is_empty() {
+            return Err(Error::usage(
+                "no watches: set one with `watch EXPR [LEN] [-w|-rw]`",
+            ));
+        }
+        if !p.alive() {
+            return Err(p.exited());
+        }
+        let mut wow64 = 0;
+        // SAFETY: writes one BOOL; `p.handle` has PROCESS_QUERY_INFORMATION.
+        if unsafe { IsWow64Process(p.handle, &mut wow64) } != 0 && wow64 != 0 {
+            return Err(p.unsupported(
+                "hardware watchpoints in a 32-bit (WOW64) process: its debug registers live in \
+                 WOW64_CONTEXT, which this backend does not program",
+            ));
+        }
+        for (i, (addr, len)) in p.watches.ranges().into_iter().enumerate() {
+            let mut buf = vec![0u8; len];
+            let read = p.read(addr, &mut buf);
+            let value = debugreg::value(read, buf)?;
+            p.watches.set_last(i, value);
+        }
+        let pid = p.info.pid as u32;
+        // SAFETY: plain call; makes this thread the process's debugger.
+        if unsafe { DebugActiveProcess(pid) } == 0 {
+            let e = last_error();
+            return Err(match e.raw_os_error() {
+                Some(5) => Error::Permission {
+                    what: format!("DebugActiveProcess({pid})"),
+                    fix: "run vmscope as the process's user or elevated (SeDebugPrivilege); a \
+                          process already under a debugger cannot take a second one"
+                        .into(),
+                },
+                _ => Error::io(
+                    format!("DebugActiveProcess({pid}) (is another debugger attached?)"),
+                    e,
+                ),
+            });
+        }
+        // SAFETY: plain call; detaching must leave the process running, not kill it.
+        unsafe { DebugSetProcessKillOnExit(0) };
+        let mut dbg = Debuggee {
+            pid,
+            slots: p.watches.slots().into_iter().map(|(_, s)| s).collect(),
+            threads: HashMap::new(),
+            held: None,
+            status: DBG_CONTINUE,
+            armed_reported: false,
+            attach_break_seen: false,
+            finished: false,
+        };
+        let mut count = HitCount::new(max_hits);
+        let ended = run(p, &mut dbg, until, &mut count, on_event);
+        dbg.finish();
+        match ended? {
+            Exit::Ended(why) => Ok(WatchRun {
+                backend: "debug-registers".into(),
+                hits: count.total,
+                lost: 0,
+                ended: why.into(),
+            }),
+            Exit::Exited(code) => Err(Error::Exited {
+                pid: p.info.pid,
+                status: Some(format!("exit code {code}")),
+            }),
+        }
+    }
+
+    enum Exit {
+        Ended(&'static str),
+        Exited(u32),
+    }
+
+    /// Tells `on_event` the watches are armed, once, after arming what is running.
+    fn report_armed(
+        p: &mut WinProcess,
+        dbg: &mut Debuggee,
+        on_event: &mut dyn FnMut(&mut dyn Target, WatchEvent<'_>) -> Result<()>,
+    ) -> Result<()> {
+        if dbg.armed_reported {
+            return Ok(());
+        }
+        let threads = dbg.arm_running(p)?;
+        dbg.armed_reported = true;
+        on_event(
+            p,
+            WatchEvent::Armed {
+                backend: "debug-registers",
+                threads,
+            },
+        )
+    }
+
+    /// The debug-event loop. Each event is held (the process frozen) until the next turn or
+    /// `Debuggee::finish`.
+    fn run(
+        p: &mut WinProcess,
+        dbg: &mut Debuggee,
+        until: Option<Instant>,
+        count: &mut HitCount,
+        on_event: &mut dyn FnMut(&mut dyn Target, WatchEvent<'_>) -> Result<()>,
+    ) -> Result<Exit> {
+        loop {
+            // Checked while the last event is still held, so `finish` disarms a frozen process.
+            if let Some(why) = count.end_reason(until) {
+                return Ok(Exit::Ended(why));
+            }
+            dbg.continue_held();
+            let wait = until
+                .map(|u| u.saturating_duration_since(Instant::now()))
+                .unwrap_or(TICK)
+                .min(TICK);
+            // SAFETY: DEBUG_EVENT is plain data; WaitForDebugEvent fills it.
+            let mut ev: DEBUG_EVENT = unsafe { std::mem::zeroed() };
+            // SAFETY: `ev` is a DEBUG_EVENT to write.
+            if unsafe { WaitForDebugEvent(&mut ev, wait.as_millis() as u32) } == 0 {
+                let e = last_error();
+                if e.raw_os_error() != Some(ERROR_SEM_TIMEOUT) {
+                    return Err(Error::io(
+                        format!("WaitForDebugEvent (process {})", dbg.pid),
+                        e,
+                    ));
+                }
+                // Quiet since attach: every thread has had its CREATE event by now.
+                report_armed(p, dbg, on_event)?;
+                continue;
+            }
+            let tid = ev.dwThreadId;
+            dbg.held = Some(tid);
+            match ev.dwDebugEventCode {
+                CREATE_PROCESS_DEBUG_EVENT => {
+                    // SAFETY: the union member the event code names.
+                    let info = unsafe { ev.u.CreateProcessInfo };
+                    close_file(info.hFile);
+                    dbg.add_thread(tid, info.hThread)?;
+                }
+                CREATE_THREAD_DEBUG_EVENT => {
+                    // SAFETY: the union member the event code names.
+                    let info = unsafe { ev.u.CreateThread };
+                    dbg.add_thread(tid, info.hThread)?;
+                }
+                EXIT_THREAD_DEBUG_EVENT => dbg.forget_thread(tid),
+                LOAD_DLL_DEBUG_EVENT => {
+                    // SAFETY: the union member the event code names.
+                    close_file(unsafe { ev.u.LoadDll.hFile });
+                }
+                EXIT_PROCESS_DEBUG_EVENT => {
+                    // SAFETY: the union member the event code names.
+                    let code = unsafe { ev.u.ExitProcess.dwExitCode };
+                    for tid in dbg.threads.keys().copied().collect::<Vec<_>>() {
+                        dbg.forget_thread(tid);
+                    }
+                    return Ok(Exit::Exited(code));
+                }
+                EXCEPTION_DEBUG_EVENT => {
+                    // SAFETY: the union member the event code names.
+                    let code = unsafe { ev.u.Exception.ExceptionRecord.ExceptionCode };
+                    dbg.status = if code == EXCEPTION_BREAKPOINT && !dbg.attach_break_seen {
+                        // The break-in thread DebugActiveProcess starts: the attach is complete.
+                        dbg.attach_break_seen = true;
+                        report_armed(p, dbg, on_event)?;
+                        DBG_CONTINUE
+                    } else if code == EXCEPTION_SINGLE_STEP {
+                        on_single_step(p, dbg, tid, count, on_event)?
+                    } else {
+                        // The program's own exception: its handlers get it first.
+                        DBG_EXCEPTION_NOT_HANDLED
+                    };
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A single-step exception: a hit of ours when Dr6 names an armed slot (reported, then
+    /// DBG_CONTINUE), the program's own otherwise.
+    fn on_single_step(
+        p: &mut WinProcess,
+        dbg: &mut Debuggee,
+        tid: u32,
+        count: &mut HitCount,
+        on_event: &mut dyn FnMut(&mut dyn Target, WatchEvent<'_>) -> Result<()>,
+    ) -> Result<NTSTATUS> {
+        if !dbg.threads.contains_key(&tid) {
+            dbg.arm_running(p)?;
+        }
+        let Some(thread) = dbg.threads.get(&tid) else {
+            return Ok(DBG_EXCEPTION_NOT_HANDLED);
+        };
+        let (dr6, rip) = take_dr6(thread.handle)
+            .map_err(|e| Error::io(format!("reading Dr6 of thread {tid}"), e))?;
+        let fired = debugreg::x86::fired(dr6, dbg.slots.len());
+        if fired.is_empty() {
+            return Ok(DBG_EXCEPTION_NOT_HANDLED);
+        }
+        report_armed(p, dbg, on_event)?;
+        let owners: Vec<usize> = p.watches.slots().into_iter().map(|(w, _)| w).collect();
+        let mut seen = Vec::new();
+        for slot in fired {
+            let Some(&w) = owners.get(slot) else { continue };
+            if seen.contains(&w) || count.done() {
+                continue;
+            }
+            seen.push(w);
+            let (addr, len) = p.watches.ranges()[w];
+            let mut buf = vec![0u8; len];
+            let read = p.read(addr, &mut buf);
+            let new = debugreg::value(read, buf)?;
+            // Rip is past the access: data breakpoints trap after the instruction.
+            let hit = p.watches.hit(w, tid as i32, Some(VirtAddr(rip)), new);
+            count.total += 1;
+            on_event(p, WatchEvent::Hit(&hit))?;
+        }
+        Ok(DBG_CONTINUE)
+    }
 }

@@ -15,13 +15,17 @@
 //!
 //! Passive watches (`watch --passive`) only sample pc and tid with perf events: no ptrace, so
 //! they work while gdb or lldb owns the process, and they cannot see values.
+//!
+//! What is not Linux-specific (the slot split, the DR7/DR6 and DBGWCR encodings, the watch list
+//! and its hit counting) lives in `target::debugreg`, shared with the Windows and macOS backends.
 
 use super::LinuxProcess;
 use super::perf;
 use super::ptrace::{Tracer, emergency};
 use crate::addr::VirtAddr;
 use crate::error::{Error, Result};
-use crate::target::{Target, WatchAccess, WatchEvent, WatchHit, WatchInfo, WatchRun};
+use crate::target::debugreg::{self, HitCount};
+use crate::target::{Target, WatchEvent, WatchRun};
 use nix::errno::Errno;
 use nix::sys::ptrace;
 use nix::sys::signal::Signal;
@@ -29,12 +33,7 @@ use nix::sys::wait::WaitStatus;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-/// Hardware watch slots per thread: DR0–DR3 on x86_64; arm64 cores have 2 to 16 and vmscope
-/// uses the 4 every core has.
-pub const SLOTS: usize = 4;
-
-/// The longest range one watch may cover (four 8-byte slots, as gdb allows).
-pub const MAX_LEN: u64 = 32;
+pub use crate::target::debugreg::{MAX_LEN, SLOTS, Slot, Watches, pieces};
 
 /// `si_code` of a SIGTRAP raised by a perf event with `sigtrap` set.
 const TRAP_PERF: i32 = 6;
@@ -42,174 +41,6 @@ const TRAP_PERF: i32 = 6;
 const TRAP_HWBKPT: i32 = 4;
 /// Tags `si_perf_data` so a SIGTRAP from our events is told from the program's own.
 const SIG_DATA_TAG: u64 = 0x766d_7363_6f70_6500; // "vmscope\0"
-
-/// One aligned piece of a watch: 1, 2, 4 or 8 bytes at an address that is a multiple of it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Slot {
-    pub addr: u64,
-    pub len: u8,
-    pub access: WatchAccess,
-}
-
-/// Splits `len` bytes at `addr` into aligned pieces of 1, 2, 4 or 8 bytes, largest first, as gdb
-/// does for x86 debug registers (the alignment perf breakpoints need on every architecture).
-pub fn pieces(addr: u64, len: u64) -> Vec<(u64, u8)> {
-    let mut out = Vec::new();
-    let (mut at, end) = (addr, addr.saturating_add(len));
-    while at < end {
-        let size = [8u64, 4, 2, 1]
-            .into_iter()
-            .find(|&s| at % s == 0 && at + s <= end)
-            .unwrap_or(1);
-        out.push((at, size as u8));
-        at += size;
-    }
-    out
-}
-
-/// A watch as the target keeps it, with its last known value.
-#[derive(Clone, Debug)]
-struct Watch {
-    info: WatchInfo,
-    last: Option<Vec<u8>>,
-}
-
-/// The watch list of one target. Watches are only armed while [`wait`] runs.
-#[derive(Debug, Default)]
-pub struct Watches {
-    list: Vec<Watch>,
-    next_id: u32,
-}
-
-impl Watches {
-    fn slots_used(&self) -> usize {
-        self.list.iter().map(|w| w.info.slots.len()).sum()
-    }
-
-    /// The slots to arm, each with the index of its watch.
-    fn slots(&self) -> Vec<(usize, Slot)> {
-        let mut out = Vec::new();
-        for (i, w) in self.list.iter().enumerate() {
-            for &(addr, len) in &w.info.slots {
-                out.push((
-                    i,
-                    Slot {
-                        addr: addr.get(),
-                        len,
-                        access: w.info.access,
-                    },
-                ));
-            }
-        }
-        out
-    }
-
-    pub fn list(&self) -> Vec<WatchInfo> {
-        self.list.iter().map(|w| w.info.clone()).collect()
-    }
-
-    pub fn clear(&mut self, id: Option<u32>) -> Result<Vec<u32>> {
-        match id {
-            None => Ok(self.list.drain(..).map(|w| w.info.id).collect()),
-            Some(id) => {
-                let i = self
-                    .list
-                    .iter()
-                    .position(|w| w.info.id == id)
-                    .ok_or_else(|| {
-                        let ids: Vec<String> =
-                            self.list.iter().map(|w| w.info.id.to_string()).collect();
-                        Error::usage(if ids.is_empty() {
-                            format!("no watch {id}: there are no watches")
-                        } else {
-                            format!("no watch {id} (watches: {})", ids.join(" "))
-                        })
-                    })?;
-                self.list.remove(i);
-                Ok(vec![id])
-            }
-        }
-    }
-
-    /// Validates and adds a watch.
-    pub fn add(
-        &mut self,
-        expression: &str,
-        addr: VirtAddr,
-        len: u64,
-        access: WatchAccess,
-        passive: bool,
-    ) -> Result<WatchInfo> {
-        if len == 0 || len > MAX_LEN {
-            return Err(Error::usage(format!(
-                "a watch covers 1 to {MAX_LEN} bytes, not {len}"
-            )));
-        }
-        if access == WatchAccess::Read && !arch::READ_ONLY {
-            return Err(Error::usage(
-                "x86 debug registers cannot watch reads alone: use -rw to catch reads or writes",
-            ));
-        }
-        if addr
-            .get()
-            .checked_add(len)
-            .is_none_or(|end| end > arch::USER_END)
-        {
-            return Err(Error::usage(format!(
-                "{addr} is not a user-space address: hardware watchpoints watch the program's \
-                 own memory"
-            )));
-        }
-        if let Some(other) = self.list.iter().find(|w| w.info.passive != passive) {
-            return Err(Error::usage(format!(
-                "watch {} is {}: a target's watches are all passive or all stopping (`unwatch {}` \
-                 first)",
-                other.info.id,
-                if other.info.passive {
-                    "passive"
-                } else {
-                    "not passive"
-                },
-                other.info.id
-            )));
-        }
-        let slots: Vec<(VirtAddr, u8)> = pieces(addr.get(), len)
-            .into_iter()
-            .map(|(a, l)| (VirtAddr(a), l))
-            .collect();
-        let free = SLOTS - self.slots_used();
-        if slots.len() > free {
-            let why = if slots.len() > 1 {
-                format!(
-                    "{len} bytes at {addr} need {} hardware slots (aligned pieces of 1, 2, 4 or 8 \
-                     bytes)",
-                    slots.len()
-                )
-            } else {
-                "this watch needs 1 hardware slot".to_string()
-            };
-            return Err(Error::usage(format!(
-                "{why}, and {free} of the {SLOTS} are free: `unwatch` one, or watch fewer bytes"
-            )));
-        }
-        self.next_id += 1;
-        let info = WatchInfo {
-            id: self.next_id,
-            expression: expression.to_string(),
-            address: addr,
-            len,
-            access,
-            passive,
-            slots,
-            hits: 0,
-        };
-        self.list.push(Watch {
-            info: info.clone(),
-            last: None,
-        });
-        Ok(info)
-    }
-}
 
 /// Which mechanism arms the slots of a stopping watch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -234,24 +65,19 @@ pub fn wait(
     max_hits: Option<u64>,
     on_hit: &mut dyn FnMut(&mut dyn Target, WatchEvent<'_>) -> Result<()>,
 ) -> Result<WatchRun> {
-    if p.watches.list.is_empty() {
+    if p.watches.is_empty() {
         return Err(Error::usage(
             "no watches: set one with `watch EXPR [LEN] [-w|-rw]`",
         ));
     }
     p.ensure_alive()?;
-    for i in 0..p.watches.list.len() {
-        let info = &p.watches.list[i].info;
-        let (addr, len) = (info.address, info.len as usize);
+    for (i, (addr, len)) in p.watches.ranges().into_iter().enumerate() {
         let mut buf = vec![0u8; len];
-        let value = match crate::target::Target::read(p, addr, &mut buf) {
-            Ok(n) if n == len => Some(buf),
-            Ok(_) | Err(Error::Unreadable { .. }) => None,
-            Err(e) => return Err(e),
-        };
-        p.watches.list[i].last = value;
+        let read = crate::target::Target::read(p, addr, &mut buf);
+        let value = debugreg::value(read, buf)?;
+        p.watches.set_last(i, value);
     }
-    if p.watches.list.iter().all(|w| w.info.passive) {
+    if p.watches.all_passive() {
         passive(p, until, max_hits, on_hit)
     } else {
         stopping(p, until, max_hits, on_hit)
@@ -260,12 +86,21 @@ pub fn wait(
 
 /// Counts hits and hands them on; answers whether `max_hits` is reached.
 struct HitCounter<'a> {
-    total: u64,
-    max: Option<u64>,
+    count: HitCount,
     on_hit: &'a mut dyn FnMut(&mut dyn Target, WatchEvent<'_>) -> Result<()>,
 }
 
 impl HitCounter<'_> {
+    fn new<'a>(
+        max: Option<u64>,
+        on_hit: &'a mut dyn FnMut(&mut dyn Target, WatchEvent<'_>) -> Result<()>,
+    ) -> HitCounter<'a> {
+        HitCounter {
+            count: HitCount::new(max),
+            on_hit,
+        }
+    }
+
     /// Reports a hit of watch number `w` (an index into the watch list).
     fn report(
         &mut self,
@@ -275,25 +110,8 @@ impl HitCounter<'_> {
         pc: Option<VirtAddr>,
         new: Option<Vec<u8>>,
     ) -> Result<()> {
-        let watch = &mut p.watches.list[w];
-        watch.info.hits += 1;
-        self.total += 1;
-        let old = if new.is_some() {
-            watch.last.clone()
-        } else {
-            None
-        };
-        let hit = WatchHit {
-            id: watch.info.id,
-            tid,
-            pc,
-            old,
-            new: new.clone(),
-            hit: watch.info.hits,
-        };
-        if new.is_some() {
-            watch.last = new;
-        }
+        let hit = p.watches.hit(w, tid, pc, new);
+        self.count.total += 1;
         (self.on_hit)(p, WatchEvent::Hit(&hit))
     }
 
@@ -302,21 +120,13 @@ impl HitCounter<'_> {
     }
 
     fn done(&self) -> bool {
-        self.max.is_some_and(|m| self.total >= m)
+        self.count.done()
     }
 }
 
 /// Why a run stops, checked between events.
 fn should_end(until: Option<Instant>, hits: &HitCounter<'_>) -> Option<&'static str> {
-    if hits.done() {
-        Some("count")
-    } else if crate::interrupt::check().is_err() {
-        Some("interrupted")
-    } else if until.is_some_and(|u| Instant::now() >= u) {
-        Some("time")
-    } else {
-        None
-    }
+    hits.count.end_reason(until)
 }
 
 /// A stopping watch: ptrace holds each hitting thread while its hit is reported.
@@ -351,11 +161,7 @@ fn stopping(
         let slots = p.watches.slots();
         let mut armed = Armed::arm(&mut tracer, pid, &slots)?;
         tracer.resume_all()?;
-        let mut hits = HitCounter {
-            total: 0,
-            max: max_hits,
-            on_hit,
-        };
+        let mut hits = HitCounter::new(max_hits, on_hit);
         let threads = tracer.tids().len();
         let ended = hits
             .armed(p, armed.backend.name(), threads)
@@ -365,7 +171,7 @@ fn stopping(
         let ended = ended?;
         Ok(WatchRun {
             backend: backend.name().into(),
-            hits: hits.total,
+            hits: hits.count.total,
             lost: 0,
             ended: ended.into(),
         })
@@ -594,7 +400,7 @@ fn run_stopping(
                     }
                     seen.push(w);
                     let (addr, len) = {
-                        let info = &p.watches.list[w].info;
+                        let info = p.watches.info(w);
                         (info.address, info.len as usize)
                     };
                     let mut buf = vec![0u8; len];
@@ -662,6 +468,7 @@ impl SigchldWait {
 
     /// Sleeps until a SIGCHLD (a child stopped or exited), a handled signal, or `timeout`.
     fn wait(timeout: Duration) {
+        // SAFETY: sigset_t is plain data; all zeros is a valid (empty) value, set up below.
         let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
         let ts = libc::timespec {
             tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
@@ -701,11 +508,7 @@ fn passive(
     let plain: Vec<Slot> = slots.iter().map(|&(_, s)| s).collect();
     let mut events =
         perf::PassiveBreakpoints::open(pid, &plain).map_err(|e| perf::breakpoint_error(pid, e))?;
-    let mut hits = HitCounter {
-        total: 0,
-        max: max_hits,
-        on_hit,
-    };
+    let mut hits = HitCounter::new(max_hits, on_hit);
     let threads = events.threads();
     if let Err(e) = hits.armed(p, "perf-sampling", threads) {
         events.close();
@@ -739,7 +542,7 @@ fn passive(
     }
     Ok(WatchRun {
         backend: "perf-sampling".into(),
-        hits: hits.total,
+        hits: hits.count.total,
         lost,
         ended: ended.into(),
     })
@@ -755,17 +558,13 @@ pub fn clear_raw(tid: i32) -> bool {
 mod arch {
     //! x86_64: DR0–DR3 hold the addresses, DR7 enables each (L0–L3) with its condition
     //! (01 write, 11 read or write) and length (00 1, 01 2, 11 4, 10 8 bytes), DR6 says which
-    //! fired. ptrace reaches them at `offsetof(struct user, u_debugreg)`.
+    //! fired (encodings in `debugreg::x86`). ptrace reaches them at
+    //! `offsetof(struct user, u_debugreg)`.
     use super::Slot;
-    use crate::target::WatchAccess;
+    use crate::target::debugreg::x86::{dr7, fired};
     use nix::errno::Errno;
     use nix::sys::ptrace;
     use nix::unistd::Pid;
-
-    /// x86 watches writes, or reads and writes, never reads alone.
-    pub const READ_ONLY: bool = false;
-    /// The end of the user half of the address space.
-    pub const USER_END: u64 = 0x0000_8000_0000_0000;
 
     fn offset(reg: usize) -> u64 {
         (std::mem::offset_of!(libc::user, u_debugreg) + reg * 8) as u64
@@ -777,26 +576,6 @@ mod arch {
             offset(reg) as ptrace::AddressType,
             value as libc::c_long,
         )
-    }
-
-    /// DR7 for `slots` (in DR0.. order).
-    pub fn dr7(slots: &[Slot]) -> u64 {
-        let mut dr7 = 0u64;
-        for (i, s) in slots.iter().enumerate() {
-            let rw: u64 = match s.access {
-                WatchAccess::Write => 0b01,
-                WatchAccess::Read | WatchAccess::ReadWrite => 0b11,
-            };
-            let len: u64 = match s.len {
-                1 => 0b00,
-                2 => 0b01,
-                8 => 0b10,
-                _ => 0b11,
-            };
-            dr7 |= 1 << (2 * i);
-            dr7 |= (rw | (len << 2)) << (16 + 4 * i);
-        }
-        dr7
     }
 
     /// Programs a stopped thread. DR7 is zeroed first: a new thread's DR7 can read back as
@@ -815,7 +594,7 @@ mod arch {
         let pid = Pid::from_raw(tid);
         let dr6 = ptrace::read_user(pid, offset(6) as ptrace::AddressType)? as u64;
         poke(tid, 6, 0)?;
-        Ok((0..slots.len()).filter(|&i| dr6 & (1 << i) != 0).collect())
+        Ok(fired(dr6, slots.len()))
     }
 
     /// Disables every slot (DR7 = 0). The address registers are left alone: writing one the
@@ -829,24 +608,6 @@ mod arch {
             ok
         }
     }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        #[test]
-        fn dr7_encoding() {
-            let s = |addr, len, access| Slot { addr, len, access };
-            // One 8-byte write watch in DR0: L0, RW0 = 01, LEN0 = 10.
-            assert_eq!(dr7(&[s(0x1000, 8, WatchAccess::Write)]), 0x9_0001);
-            // A 4-byte read/write watch in DR1: L1, RW1 = 11, LEN1 = 11.
-            let two = [
-                s(0x1000, 1, WatchAccess::Write),
-                s(0x1004, 4, WatchAccess::ReadWrite),
-            ];
-            assert_eq!(dr7(&two), 0x1 | 0x4 | (0b01 << 16) | (0b1111 << 20));
-        }
-    }
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -855,15 +616,12 @@ mod arch {
     //! PTRACE_SETREGSET with NT_ARM_HW_WATCH. A control word holds enable (bit 0), privilege
     //! (EL0 = 0b10 at bits 1–2), load/store (bits 3–4) and the byte-address-select mask of the
     //! bytes watched within the 8-byte-aligned doubleword (bits 5–12). The hit's data address
-    //! comes in `si_addr`.
+    //! comes in `si_addr`. The register values come from `debugreg::arm64`.
     use super::Slot;
-    use crate::target::WatchAccess;
+    use crate::target::debugreg::arm64;
     use nix::errno::Errno;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    pub const READ_ONLY: bool = true;
-    /// The end of the user half of the address space (52-bit VA at most).
-    pub const USER_END: u64 = 0x0010_0000_0000_0000;
     const NT_ARM_HW_WATCH: libc::c_int = 0x403;
 
     #[repr(C)]
@@ -884,16 +642,9 @@ mod arch {
     }
 
     fn reg(s: &Slot) -> DebugReg {
-        let lsc: u32 = match s.access {
-            WatchAccess::Read => 0b01,
-            WatchAccess::Write => 0b10,
-            WatchAccess::ReadWrite => 0b11,
-        };
-        let base = s.addr & !7;
-        let bas = ((1u32 << s.len) - 1) << (s.addr - base);
         DebugReg {
-            addr: base,
-            ctrl: (bas << 5) | (lsc << 3) | (0b10 << 1) | 1,
+            addr: arm64::wvr(s),
+            ctrl: arm64::wcr(s),
             pad: 0,
         }
     }
@@ -937,13 +688,7 @@ mod arch {
 
     /// The slot whose doubleword holds the reported data address.
     pub fn triggered(_tid: i32, slots: &[Slot], addr: u64) -> Result<Vec<usize>, Errno> {
-        Ok((0..slots.len())
-            .filter(|&i| {
-                let base = slots[i].addr & !7;
-                (base..base + 8).contains(&addr)
-            })
-            .take(1)
-            .collect())
+        Ok(arm64::fired(slots, addr).into_iter().collect())
     }
 
     pub fn clear_raw(tid: i32) -> bool {
@@ -955,9 +700,6 @@ mod arch {
 mod arch {
     use super::Slot;
     use nix::errno::Errno;
-
-    pub const READ_ONLY: bool = false;
-    pub const USER_END: u64 = u64::MAX;
 
     pub fn arm(_tid: i32, _slots: &[Slot]) -> Result<(), Errno> {
         Err(Errno::ENOSYS)
@@ -972,68 +714,4 @@ mod arch {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pieces_are_aligned_and_cover_the_range() {
-        type Case = (u64, u64, &'static [(u64, u8)]);
-        let cases: &[Case] = &[
-            (0x1000, 8, &[(0x1000, 8)]),
-            (0x1000, 4, &[(0x1000, 4)]),
-            (0x1004, 8, &[(0x1004, 4), (0x1008, 4)]),
-            (0x1001, 3, &[(0x1001, 1), (0x1002, 2)]),
-            (
-                0x1000,
-                32,
-                &[(0x1000, 8), (0x1008, 8), (0x1010, 8), (0x1018, 8)],
-            ),
-            (0x1003, 6, &[(0x1003, 1), (0x1004, 4), (0x1008, 1)]),
-        ];
-        for &(addr, len, want) in cases {
-            assert_eq!(pieces(addr, len), want, "{addr:#x}+{len}");
-        }
-    }
-
-    #[test]
-    fn slot_accounting_names_the_free_slots() {
-        let mut w = Watches::default();
-        w.add("a", VirtAddr(0x1000), 16, WatchAccess::Write, false)
-            .unwrap();
-        let e = w
-            .add("b", VirtAddr(0x2001), 8, WatchAccess::Write, false)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("need 4 hardware slots") && e.contains("2 of the 4"),
-            "{e}"
-        );
-        w.add("c", VirtAddr(0x3000), 16, WatchAccess::ReadWrite, false)
-            .unwrap();
-        let e = w
-            .add("d", VirtAddr(0x4000), 1, WatchAccess::Write, false)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("0 of the 4 are free"), "{e}");
-        assert!(
-            w.add("p", VirtAddr(0x5000), 8, WatchAccess::Write, true)
-                .is_err()
-        );
-        assert_eq!(w.clear(Some(1)).unwrap(), vec![1]);
-        assert!(
-            w.clear(Some(9))
-                .unwrap_err()
-                .to_string()
-                .contains("no watch 9")
-        );
-        assert!(
-            w.add("z", VirtAddr(0x1000), 0, WatchAccess::Write, false)
-                .is_err()
-        );
-        assert!(
-            w.add("z", VirtAddr(0x1000), 33, WatchAccess::Write, false)
-                .is_err()
-        );
-    }
-}
+// The slot split, the encodings and the slot accounting are tested in `target::debugreg`.
