@@ -580,8 +580,8 @@ fn source(s: &Snapshot) -> Source {
 pub fn diff(old: &Snapshot, new: &Snapshot, view: View) -> DiffOut {
     let usage = old.usage && new.usage;
     let (changes, counts) = compare(&old.regions, &new.regions, usage);
-    let sum_old = summary::summarize(&old.regions, &summary::gaps(&old.regions));
-    let sum_new = summary::summarize(&new.regions, &summary::gaps(&new.regions));
+    let sum_old = summary::summarize(&old.regions, &summary::gaps(&old.regions, old.user_space));
+    let sum_new = summary::summarize(&new.regions, &summary::gaps(&new.regions, new.user_space));
     let mut by_kind = Vec::new();
     let mut totals_old = Amounts::default();
     let mut totals_new = Amounts::default();

@@ -372,7 +372,7 @@ pub fn run(session: &mut Session, inv: &Invocation<'_>) -> Result<Output> {
     };
     crate::interrupt::check()?;
     let explained = classify::explain(target, regions)?;
-    let gaps = summary::gaps(&explained);
+    let gaps = summary::gaps(&explained, target.info().user_space);
     let sum = summary::summarize(&explained, &gaps);
     let has_usage = explained.iter().any(|e| e.region.usage.is_some());
 

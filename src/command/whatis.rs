@@ -238,7 +238,7 @@ pub fn run(session: &mut Session, inv: &Invocation<'_>) -> Result<Output> {
     let regions = target.regions()?;
     let explained = classify::explain(target, regions.clone())?;
     let threads = target.threads()?;
-    let gaps = summary::gaps(&explained);
+    let gaps = summary::gaps(&explained, target.info().user_space);
     let mut ctx = Context {
         target,
         symbols,

@@ -6,14 +6,8 @@ use super::Usage;
 use super::classify::Explained;
 use super::kind::Kind;
 use crate::addr::VirtAddr;
+use crate::target::UserSpace;
 use serde::Serialize;
-
-/// The lowest address a process may map by default (vm.mmap_min_addr).
-const USER_START: u64 = 0x10000;
-/// The top of the x86_64 user address space with 4-level page tables (47 bits, less a page).
-const USER_END_47: u64 = 0x7fff_ffff_f000;
-/// ... and with 5-level page tables (56 bits), when a mapping shows the process uses it.
-const USER_END_56: u64 = 0xff_ffff_ffff_f000;
 
 /// An unmapped range of the user address space.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -23,20 +17,23 @@ pub struct Gap {
     pub size: u64,
 }
 
-/// The free gaps between regions (sorted) in the user address space.
-pub fn gaps(regions: &[Explained]) -> Vec<Gap> {
-    let user: Vec<&Explained> = regions
-        .iter()
-        .filter(|e| e.region.end.get() <= USER_END_56)
-        .collect();
-    let top = if user.iter().any(|e| e.region.end.get() > USER_END_47) {
-        USER_END_56
-    } else {
-        USER_END_47
+/// The free gaps between regions (sorted) in the user address space `space` (regions outside it,
+/// such as x86_64's vsyscall page, are not part of it).
+pub fn gaps(regions: &[Explained], space: UserSpace) -> Vec<Gap> {
+    let (start, end) = (space.start.get(), space.end.get());
+    let top = match space.extended_end.map(VirtAddr::get) {
+        Some(ext)
+            if regions
+                .iter()
+                .any(|e| (end + 1..=ext).contains(&e.region.end.get())) =>
+        {
+            ext
+        }
+        _ => end,
     };
     let mut out = Vec::new();
-    let mut cursor = USER_START;
-    for e in user {
+    let mut cursor = start;
+    for e in regions.iter().filter(|e| e.region.end.get() <= top) {
         if e.region.start.get() > cursor {
             out.push(gap(cursor, e.region.start.get()));
         }
@@ -130,5 +127,85 @@ fn empty(kind: Kind) -> KindSummary {
         swap: 0,
         blocks: 0,
         largest: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::addr::FileOffset;
+    use crate::regions::kind::Sharing;
+    use crate::regions::{Backing, Perms, Region};
+
+    fn at(start: u64, end: u64) -> Explained {
+        Explained {
+            region: Region {
+                start: VirtAddr(start),
+                end: VirtAddr(end),
+                perms: Perms::default(),
+                offset: FileOffset(0),
+                dev: (0, 0),
+                inode: 0,
+                backing: Backing::Anonymous,
+                usage: None,
+            },
+            kind: Kind::Private,
+            detail: String::new(),
+            sharing: Sharing::Private,
+            tid: None,
+            part: None,
+        }
+    }
+
+    fn spans(gaps: &[Gap]) -> Vec<(u64, u64)> {
+        gaps.iter().map(|g| (g.start.get(), g.end.get())).collect()
+    }
+
+    const LINUX: UserSpace = UserSpace {
+        start: VirtAddr(0x10000),
+        end: VirtAddr(0x7fff_ffff_f000),
+        extended_end: Some(VirtAddr(0xff_ffff_ffff_f000)),
+    };
+
+    #[test]
+    fn linux_x86_64_ignores_vsyscall_and_widens_for_56_bit_mappings() {
+        let map = [
+            at(0x40_0000, 0x40_1000),
+            at(0xffff_ffff_ff60_0000, 0xffff_ffff_ff60_1000),
+        ];
+        assert_eq!(
+            spans(&gaps(&map, LINUX)),
+            [(0x10000, 0x40_0000), (0x40_1000, 0x7fff_ffff_f000)]
+        );
+        let high = [
+            at(0x40_0000, 0x40_1000),
+            at(0x1_0000_0000_0000, 0x1_0000_0000_1000),
+        ];
+        assert_eq!(
+            spans(&gaps(&high, LINUX)),
+            [
+                (0x10000, 0x40_0000),
+                (0x40_1000, 0x1_0000_0000_0000),
+                (0x1_0000_0000_1000, 0xff_ffff_ffff_f000)
+            ]
+        );
+    }
+
+    #[test]
+    fn windows_space_ends_below_the_last_64k() {
+        let windows = UserSpace {
+            start: VirtAddr(0x10000),
+            end: VirtAddr(0x7fff_ffff_0000),
+            extended_end: None,
+        };
+        let map = [at(0x7ff6_0000_0000, 0x7ff6_0001_0000)];
+        assert_eq!(
+            spans(&gaps(&map, windows)),
+            [
+                (0x10000, 0x7ff6_0000_0000),
+                (0x7ff6_0001_0000, 0x7fff_ffff_0000)
+            ]
+        );
+        assert_eq!(spans(&gaps(&[], windows)), [(0x10000, 0x7fff_ffff_0000)]);
     }
 }

@@ -556,6 +556,10 @@ impl CoreFile {
                 },
                 kind: TargetKind::Core,
                 page_size: page,
+                user_space: crate::target::UserSpace::linux(match machine {
+                    183 => "aarch64",
+                    _ => "x86_64",
+                }),
             },
             path: path.to_path_buf(),
             core,

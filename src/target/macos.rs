@@ -19,6 +19,19 @@ use mach2::kern_return::{KERN_INVALID_ADDRESS, KERN_SUCCESS, kern_return_t};
 use mach2::port::{MACH_PORT_NULL, mach_port_t};
 use std::path::PathBuf;
 
+/// The addresses a macOS process may map: MACH_VM_MIN_ADDRESS to MACH_VM_MAX_ADDRESS
+/// (<mach/i386/vm_param.h>: 0x7fffffe00000, below the comm page; <mach/arm/vm_param.h> for
+/// macOS: 0x7ffffe000000).
+const USER_SPACE: crate::target::UserSpace = crate::target::UserSpace {
+    start: VirtAddr(0),
+    end: VirtAddr(if cfg!(target_arch = "aarch64") {
+        0x7fff_fe00_0000
+    } else {
+        0x7fff_ffe0_0000
+    }),
+    extended_end: None,
+};
+
 /// One region as Mach reports it, with what vmmap would call it.
 #[derive(Clone, Debug)]
 struct MachRegion {
@@ -83,6 +96,7 @@ impl MacProcess {
                 arch: std::env::consts::ARCH,
                 kind: TargetKind::Attached,
                 page_size,
+                user_space: USER_SPACE,
             },
             task,
             stopped: false,

@@ -41,6 +41,43 @@ pub struct TargetInfo {
     pub arch: &'static str,
     pub kind: TargetKind,
     pub page_size: u64,
+    /// The addresses the process can map: where `regions` counts free space.
+    pub user_space: UserSpace,
+}
+
+/// The range of addresses a process may map, as its OS sets it: the free gaps of `regions` and
+/// VMMap's "largest free block" are measured inside it. Each backend says what it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct UserSpace {
+    pub start: VirtAddr,
+    pub end: VirtAddr,
+    /// A higher top that applies once a mapping lies above `end`: Linux x86_64 with 5-level
+    /// page tables hands out addresses above 47 bits only to a process that asks for them.
+    pub extended_end: Option<VirtAddr>,
+}
+
+impl UserSpace {
+    /// Linux on `arch`: from vm.mmap_min_addr (the default, 64 KiB, when it cannot be read) to
+    /// TASK_SIZE: 47 bits less a page on x86_64 (56 with 5-level paging), 48 bits on aarch64
+    /// (52 when asked for), 4 GiB less a page for 32-bit.
+    pub fn linux(arch: &str) -> UserSpace {
+        let start = std::fs::read_to_string("/proc/sys/vm/mmap_min_addr")
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .filter(|&v| v > 0)
+            .unwrap_or(0x10000);
+        let (end, extended_end) = match arch {
+            "x86_64" => (0x7fff_ffff_f000, Some(0xff_ffff_ffff_f000)),
+            "aarch64" => (1 << 48, Some(1 << 52)),
+            "x86" | "arm" => (0xffff_f000, None),
+            _ => (0x7fff_ffff_f000, None),
+        };
+        UserSpace {
+            start: VirtAddr(start),
+            end: VirtAddr(end),
+            extended_end: extended_end.map(VirtAddr),
+        }
+    }
 }
 
 /// A thread of the target.

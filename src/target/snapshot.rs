@@ -4,7 +4,7 @@
 //! snapshot holds the map, not the memory: reading bytes, registers and control answer
 //! [`Error::Unsupported`] naming the snapshot.
 
-use super::{ProcessFacts, Syscall, Target, TargetInfo, TargetKind, Thread};
+use super::{ProcessFacts, Syscall, Target, TargetInfo, TargetKind, Thread, UserSpace};
 use crate::addr::{FileOffset, VirtAddr};
 use crate::command::regions::Row;
 use crate::error::{Error, Result};
@@ -32,6 +32,8 @@ pub struct Snapshot {
     pub exe: Option<PathBuf>,
     pub arch: String,
     pub page_size: u64,
+    /// The addresses the process could map (free gaps are counted inside).
+    pub user_space: UserSpace,
     /// When it was taken, in milliseconds since the Unix epoch.
     pub taken_at_ms: u64,
     /// The process facts (`info`), when they were read.
@@ -75,6 +77,7 @@ impl Snapshot {
             exe: info.exe.clone(),
             arch: info.arch.to_string(),
             page_size: info.page_size,
+            user_space: info.user_space,
             taken_at_ms: now_ms(),
             facts,
             threads: Vec::new(),
@@ -91,7 +94,7 @@ impl Snapshot {
 
     /// Writes it as JSON to `w`.
     pub fn write_json(&self, w: impl Write) -> std::result::Result<(), serde_json::Error> {
-        let gaps = summary::gaps(&self.regions);
+        let gaps = summary::gaps(&self.regions, self.user_space);
         let sum = summary::summarize(&self.regions, &gaps);
         let doc = SnapshotDoc {
             format: FORMAT,
@@ -100,6 +103,7 @@ impl Snapshot {
             exe: self.exe.as_ref().map(|p| p.to_string_lossy().into_owned()),
             arch: &self.arch,
             page_size: self.page_size,
+            user_space: self.user_space,
             taken_at: self.taken_at(),
             usage: self.usage,
             facts: self.facts.as_ref(),
@@ -183,11 +187,15 @@ impl Snapshot {
             last_end = e.region.end;
             regions.push(e);
         }
+        let user_space = doc
+            .user_space
+            .unwrap_or_else(|| UserSpace::linux(&doc.arch));
         Ok(Snapshot {
             pid: doc.pid,
             exe: doc.exe.map(PathBuf::from),
             arch: doc.arch,
             page_size: doc.page_size,
+            user_space,
             taken_at_ms,
             facts: doc.facts,
             threads: doc
@@ -236,6 +244,7 @@ struct SnapshotDoc<'a> {
     exe: Option<String>,
     arch: &'a str,
     page_size: u64,
+    user_space: UserSpace,
     taken_at: String,
     usage: bool,
     facts: Option<&'a ProcessFacts>,
@@ -256,6 +265,9 @@ struct LoadedDoc {
     exe: Option<String>,
     arch: String,
     page_size: u64,
+    /// Absent from files of vmscope before it was recorded: Linux's for the arch then.
+    #[serde(default)]
+    user_space: Option<UserSpace>,
     taken_at: String,
     usage: bool,
     facts: Option<ProcessFacts>,
@@ -488,6 +500,7 @@ impl SnapshotTarget {
                 arch: static_arch(&snapshot.arch),
                 kind: TargetKind::Snapshot,
                 page_size: snapshot.page_size,
+                user_space: snapshot.user_space,
             },
             name: format!(
                 "snapshot {} (process {} at {})",

@@ -152,6 +152,12 @@ impl WinProcess {
                 arch: std::env::consts::ARCH,
                 kind: TargetKind::Attached,
                 page_size: u64::from(si.dwPageSize),
+                // lpMaximumApplicationAddress is the last usable byte (0x7ffffffeffff on x64).
+                user_space: crate::target::UserSpace {
+                    start: VirtAddr(si.lpMinimumApplicationAddress as u64),
+                    end: VirtAddr(si.lpMaximumApplicationAddress as u64 + 1),
+                    extended_end: None,
+                },
             },
             handle,
             min_addr: si.lpMinimumApplicationAddress as u64,
