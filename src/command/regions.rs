@@ -366,12 +366,7 @@ pub fn run(session: &mut Session, inv: &Invocation<'_>) -> Result<Output> {
 
     let target = session.target()?;
     let pid = target.info().pid;
-    let regions = match target.regions_with_usage() {
-        Err(Error::Unsupported { .. }) => target.regions()?,
-        other => other?,
-    };
-    crate::interrupt::check()?;
-    let explained = classify::explain(target, regions)?;
+    let explained = classify::explain_with_usage(target)?;
     let gaps = summary::gaps(&explained, target.info().user_space);
     let sum = summary::summarize(&explained, &gaps);
     let has_usage = explained.iter().any(|e| e.region.usage.is_some());

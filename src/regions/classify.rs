@@ -5,7 +5,7 @@
 
 use super::elf::{ImagePart, LoadLayout};
 use super::kind::{Kind, Sharing};
-use super::{Backing, Region};
+use super::{Backing, HoldsRegion, Region};
 use crate::addr::VirtAddr;
 use crate::error::Result;
 use crate::target::Target;
@@ -30,6 +30,28 @@ fn basename(path: &std::path::Path) -> String {
     path.file_name()
         .map_or_else(|| path.to_string_lossy(), |n| n.to_string_lossy())
         .into_owned()
+}
+
+/// A region with the kind, detail and sharing mode it has on its own, before its neighbours,
+/// images and threads are considered ([`refine`] does that).
+impl HoldsRegion for Explained {
+    fn wrap(region: Region) -> Explained {
+        let (kind, detail) = base(&region);
+        Explained {
+            sharing: Sharing::of(&region),
+            region,
+            kind,
+            detail,
+            tid: None,
+            part: None,
+        }
+    }
+
+    /// The sharing mode depends on the usage (shared pages make a private mapping COW).
+    fn set_usage(&mut self, usage: super::Usage) {
+        self.region.usage = Some(usage);
+        self.sharing = Sharing::of(&self.region);
+    }
 }
 
 /// The kind and detail a region has on its own, before neighbours and threads are considered.
@@ -58,27 +80,33 @@ fn base(region: &Region) -> (Kind, String) {
 /// Classifies `regions` (sorted by address) of `target`.
 /// A target that carries its own classification (a snapshot) gives that instead.
 pub fn explain(target: &mut dyn Target, regions: Vec<Region>) -> Result<Vec<Explained>> {
-    let regions = match target.classified(regions) {
-        Ok(saved) => return Ok(saved),
-        Err(regions) => regions,
+    match target.classified(regions) {
+        Ok(saved) => Ok(saved),
+        Err(regions) => refine(target, regions.into_iter().map(Explained::wrap).collect()),
+    }
+}
+
+/// The whole map with usage (where the target reports it), classified: what `regions` and
+/// `snapshot` show. A backend that streams its map gives each region its own kind as it arrives
+/// ([`Target::explained_with_usage`]); the rest is done here.
+pub fn explain_with_usage(target: &mut dyn Target) -> Result<Vec<Explained>> {
+    if let Some(based) = target.explained_with_usage() {
+        return refine(target, based?);
+    }
+    let regions = match target.regions_with_usage() {
+        Err(crate::error::Error::Unsupported { .. }) => target.regions()?,
+        other => other?,
     };
+    crate::interrupt::check()?;
+    explain(target, regions)
+}
+
+/// Completes the classification of regions that have their own kinds ([`Explained::wrap`]):
+/// images and their parts, thread stacks, glibc arenas.
+fn refine(target: &mut dyn Target, mut out: Vec<Explained>) -> Result<Vec<Explained>> {
     let pid = target.info().pid;
     let page = target.info().page_size;
     let threads = target.threads()?;
-    let mut out: Vec<Explained> = regions
-        .into_iter()
-        .map(|region| {
-            let (kind, detail) = base(&region);
-            Explained {
-                sharing: Sharing::of(&region),
-                region,
-                kind,
-                detail,
-                tid: None,
-                part: None,
-            }
-        })
-        .collect();
     mark_images(target, &mut out, page);
     mark_stacks(&mut out, pid, &threads);
     mark_arenas(target, &mut out);

@@ -153,6 +153,26 @@ impl Backing {
     }
 }
 
+/// A region, or something built around one: what a map parser can produce directly, as each
+/// region is complete (the Linux smaps parser gives the classifier's [`classify::Explained`] on
+/// its own thread that way, while the kernel is still writing the rest of the map).
+pub trait HoldsRegion: Send + Sized {
+    fn wrap(region: Region) -> Self;
+    /// Gives the region its usage, which comes after its header (and may change what the
+    /// wrapper derived from it).
+    fn set_usage(&mut self, usage: Usage);
+}
+
+impl HoldsRegion for Region {
+    fn wrap(region: Region) -> Region {
+        region
+    }
+
+    fn set_usage(&mut self, usage: Usage) {
+        self.usage = Some(usage);
+    }
+}
+
 /// One mapping of the target's address space.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Region {

@@ -254,6 +254,15 @@ pub trait Target {
         Err(regions)
     }
 
+    /// [`Target::regions_with_usage`] with each region given its own kind as it is read
+    /// ([`HoldsRegion::wrap`](crate::regions::HoldsRegion)), by a backend that streams its map:
+    /// the Linux one does it on the thread parsing smaps while the kernel writes the rest. None
+    /// from the others: `classify::explain_with_usage` then classifies what
+    /// `regions_with_usage` gives.
+    fn explained_with_usage(&mut self) -> Option<Result<Vec<crate::regions::classify::Explained>>> {
+        None
+    }
+
     /// Opens the file behind a file-backed region (the very file mapped, even when its path was
     /// deleted or replaced, where the OS allows).
     fn mapped_file(&mut self, region: &Region) -> Result<std::fs::File> {

@@ -52,12 +52,7 @@ impl Snapshot {
     /// Takes a snapshot of `target` now: regions with usage (without, where the target has no
     /// usage figures), classified, with the process facts and the threads.
     pub fn take(target: &mut dyn Target) -> Result<Snapshot> {
-        let regions = match target.regions_with_usage() {
-            Err(Error::Unsupported { .. }) => target.regions()?,
-            other => other?,
-        };
-        crate::interrupt::check()?;
-        let explained = classify::explain(target, regions)?;
+        let explained = classify::explain_with_usage(target)?;
         let threads = target.threads()?;
         let facts = target.facts()?;
         let mut snap = Snapshot::record(target, Arc::new(explained));

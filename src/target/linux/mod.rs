@@ -12,7 +12,7 @@ pub mod smaps;
 
 use crate::addr::VirtAddr;
 use crate::error::{Error, Result};
-use crate::regions::Region;
+use crate::regions::{HoldsRegion, Region};
 use crate::target::{ProcessFacts, Registers, StopReport, Target, TargetInfo, TargetKind, Thread};
 use nix::errno::Errno;
 use nix::sys::uio::{RemoteIoVec, process_vm_readv};
@@ -36,6 +36,23 @@ pub struct LinuxProcess {
 }
 
 impl LinuxProcess {
+    /// /proc/PID/smaps, each region made a `T` as the parser completes it.
+    fn smaps<T: HoldsRegion>(&mut self) -> Result<Vec<T>> {
+        let path = format!("/proc/{}/smaps", self.pid());
+        let file = File::open(&path).map_err(|e| self.io_error(&path, e))?;
+        let regions = smaps::parse_smaps_into(file).map_err(|e| match e {
+            smaps::SmapsError::Io(e) => self.io_error(&path, e),
+            other => Error::BadFile {
+                path: path.clone(),
+                message: other.to_string(),
+            },
+        })?;
+        if regions.is_empty() {
+            self.ensure_alive()?;
+        }
+        Ok(regions)
+    }
+
     /// Attaches passively to a running process: nothing is stopped or traced.
     pub fn attach(pid: i32) -> Result<LinuxProcess> {
         let proc_dir = PathBuf::from(format!("/proc/{pid}"));
@@ -211,19 +228,11 @@ impl Target for LinuxProcess {
     }
 
     fn regions_with_usage(&mut self) -> Result<Vec<Region>> {
-        let path = format!("/proc/{}/smaps", self.pid());
-        let file = File::open(&path).map_err(|e| self.io_error(&path, e))?;
-        let regions = smaps::parse_smaps(file).map_err(|e| match e {
-            smaps::SmapsError::Io(e) => self.io_error(&path, e),
-            other => Error::BadFile {
-                path: path.clone(),
-                message: other.to_string(),
-            },
-        })?;
-        if regions.is_empty() {
-            self.ensure_alive()?;
-        }
-        Ok(regions)
+        self.smaps()
+    }
+
+    fn explained_with_usage(&mut self) -> Option<Result<Vec<crate::regions::classify::Explained>>> {
+        Some(self.smaps())
     }
 
     fn mapped_file(&mut self, region: &Region) -> Result<File> {

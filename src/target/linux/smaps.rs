@@ -30,7 +30,7 @@
 //! fit one buffer, parsing runs on a second thread while this one keeps reading, so the parse cost
 //! hides behind the kernel's.
 
-use crate::regions::{Region, Usage};
+use crate::regions::{HoldsRegion, Region, Usage};
 use crate::target::linux::maps;
 use std::io::{ErrorKind, Read};
 use std::sync::mpsc;
@@ -65,9 +65,17 @@ pub fn parse_smaps<R: Read>(reader: R) -> Result<Vec<Region>, SmapsError> {
     parse_with_buffer(reader, BUFFER)
 }
 
+/// [`parse_smaps`] making each region into a `T` as soon as it is read, on the parsing thread.
+pub fn parse_smaps_into<R: Read, T: HoldsRegion>(reader: R) -> Result<Vec<T>, SmapsError> {
+    parse_with_buffer(reader, BUFFER)
+}
+
 /// [`parse_smaps`] with a chosen buffer size (tests use tiny ones to exercise the carry, growth and
 /// pipelining paths).
-fn parse_with_buffer<R: Read>(reader: R, size: usize) -> Result<Vec<Region>, SmapsError> {
+fn parse_with_buffer<R: Read, T: HoldsRegion>(
+    reader: R,
+    size: usize,
+) -> Result<Vec<T>, SmapsError> {
     let mut chunks = Chunks {
         reader,
         size: size.clamp(1, MAX_LINE),
@@ -88,7 +96,7 @@ fn parse_with_buffer<R: Read>(reader: R, size: usize) -> Result<Vec<Region>, Sma
         let (to_reader, from_parser) = mpsc::channel::<Chunk>();
         let spawned = std::thread::Builder::new()
             .name("smaps-parse".into())
-            .spawn_scoped(scope, move || -> Result<Parser, SmapsError> {
+            .spawn_scoped(scope, move || -> Result<Parser<T>, SmapsError> {
                 for chunk in from_reader {
                     parser.lines(chunk.text())?;
                     let _ = to_reader.send(chunk); // for reuse; the reader may be gone
@@ -162,7 +170,7 @@ enum ReadError {
 }
 
 impl ReadError {
-    fn at(self, parser: &Parser) -> SmapsError {
+    fn at<T>(self, parser: &Parser<T>) -> SmapsError {
         match self {
             ReadError::Io(e) => SmapsError::Io(e),
             ReadError::LineTooLong => SmapsError::Format {
@@ -395,10 +403,10 @@ fn is_key_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
-struct Parser {
+struct Parser<T> {
     /// The regions so far; the last one is the mapping whose fields are being read (its usage
     /// is set when the next header comes: moving a Usage is cheaper than moving a Region).
-    regions: Vec<Region>,
+    regions: Vec<T>,
     /// Whether a header was seen: fields before it are an error.
     open: bool,
     /// The last region's usage so far.
@@ -408,8 +416,8 @@ struct Parser {
     fast: FastTable,
 }
 
-impl Parser {
-    fn new() -> Parser {
+impl<T: HoldsRegion> Parser<T> {
+    fn new() -> Parser<T> {
         Parser {
             regions: Vec::new(),
             open: false,
@@ -504,7 +512,7 @@ impl Parser {
             message: e.message,
         })?;
         self.flush();
-        self.regions.push(region);
+        self.regions.push(T::wrap(region));
         self.open = true;
         Ok(len)
     }
@@ -548,12 +556,12 @@ impl Parser {
 
     /// Gives the last region its usage.
     fn flush(&mut self) {
-        if let Some(region) = self.regions.last_mut().filter(|_| self.open) {
-            region.usage = Some(std::mem::take(&mut self.usage));
+        if let Some(last) = self.regions.last_mut().filter(|_| self.open) {
+            last.set_usage(std::mem::take(&mut self.usage));
         }
     }
 
-    fn finish(mut self) -> Vec<Region> {
+    fn finish(mut self) -> Vec<T> {
         self.flush();
         self.regions
     }
@@ -630,6 +638,24 @@ mod tests {
     use crate::regions::{Backing, Perms};
     use std::io::Cursor;
     use std::path::PathBuf;
+
+    /// Regions made into the classifier's `Explained` as they are read (on the parsing thread,
+    /// across buffer boundaries) are the regions `parse_smaps` gives, with their own kinds.
+    #[test]
+    fn regions_wrapped_as_read_are_the_same_regions() {
+        use crate::regions::classify::Explained;
+        let text = std::fs::read("/proc/self/smaps").unwrap();
+        let plain: Vec<Region> = parse_with_buffer(Cursor::new(&text), 4096).unwrap();
+        let wrapped: Vec<Explained> = parse_with_buffer(Cursor::new(&text), 4096).unwrap();
+        assert!(plain.len() > 5);
+        assert_eq!(plain.len(), wrapped.len());
+        for (r, e) in plain.iter().zip(&wrapped) {
+            assert_eq!(r, &e.region);
+            let alone = Explained::wrap(r.clone());
+            assert_eq!((alone.kind, &alone.detail), (e.kind, &e.detail));
+            assert_eq!(alone.sharing, e.sharing);
+        }
+    }
 
     #[test]
     fn every_fast_key_has_its_own_slot() {
@@ -1280,9 +1306,10 @@ VmFlags: rd ex mr mw me hg sl
             assert_eq!(dribbled, whole);
             // Tiny buffers: the partial line is carried and the buffer grows for the long line.
             for capacity in [1, 3, 64, 100, 4096] {
-                let got = parse_with_buffer(Dribble { text, step: 0 }, capacity).unwrap();
+                let got =
+                    parse_with_buffer::<_, Region>(Dribble { text, step: 0 }, capacity).unwrap();
                 assert_eq!(got, whole, "capacity {capacity}");
-                let got = parse_with_buffer(Cursor::new(text), capacity).unwrap();
+                let got = parse_with_buffer::<_, Region>(Cursor::new(text), capacity).unwrap();
                 assert_eq!(got, whole, "capacity {capacity}");
             }
         }
@@ -1374,7 +1401,7 @@ VmFlags: rd ex mr mw me hg sl
                     .map(|_| ALPHABET[(xorshift(&mut seed) % ALPHABET.len() as u64) as usize])
                     .collect();
                 let _ = parse(&text);
-                let _ = parse_with_buffer(Cursor::new(&text), 7);
+                let _ = parse_with_buffer::<_, Region>(Cursor::new(&text), 7);
             }
         }
         // The real text with a few bytes changed.
