@@ -4,7 +4,8 @@
 //! `/usr/lib/debug/DIR/`; a debuglink candidate must carry the same build-id, or (when there are
 //! none) the CRC the link records. The DWARF supplementary file of `.gnu_debugaltlink` (dwz) is
 //! found by its path or build-id. `VMSCOPE_DEBUG_FILE_DIRECTORY` (colon-separated) replaces
-//! `/usr/lib/debug`, as gdb's `set debug-file-directory` does.
+//! `/usr/lib/debug`, as gdb's `set debug-file-directory` does. A Mach-O image's DWARF is in its
+//! dSYM bundle (`FILE.dSYM/Contents/Resources/DWARF/NAME`, made by dsymutil), as lldb finds it.
 
 use super::image::Data;
 use object::Object;
@@ -76,6 +77,23 @@ pub fn find(
         .into_iter()
         .filter(|c| c != path)
         .find_map(|c| open_checked(&c, build_id, Some(crc)))
+}
+
+/// The file inside the dSYM bundle next to the Mach-O image at `path`, unchecked: the caller
+/// compares its LC_UUID with the image's (after picking the slice of a universal file).
+pub fn find_dsym(path: &Path) -> Option<Found> {
+    let name = path.file_name()?;
+    let mut bundle = path.as_os_str().to_owned();
+    bundle.push(".dSYM");
+    let candidate = Path::new(&bundle)
+        .join("Contents/Resources/DWARF")
+        .join(name);
+    let file = std::fs::File::open(&candidate).ok()?;
+    let data = Data::map(&file).ok()?;
+    Some(Found {
+        path: candidate,
+        data: Arc::new(data),
+    })
 }
 
 /// The supplementary DWARF file named by `.gnu_debugaltlink` in the debug file at `from`.

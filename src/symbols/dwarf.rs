@@ -37,12 +37,27 @@ pub struct Dwarf {
 }
 
 impl Dwarf {
-    /// Builds the context over the DWARF sections of `data` (an ELF file), with the
+    /// Builds the context over the DWARF sections of `data` (an ELF or Mach-O file), with the
     /// supplementary file `sup` (`.gnu_debugaltlink`) when there is one. Errors name nothing:
     /// the caller adds the file name.
     pub fn load(data: Arc<Data>, sup: Option<Arc<Data>>) -> Result<Dwarf, String> {
+        let all = 0..data.len();
+        Dwarf::load_range(data, all, sup)
+    }
+
+    /// As [`Dwarf::load`], for the object file at `range` of `data` (one slice of a universal
+    /// Mach-O file; all of it otherwise). Mach-O's `__debug_*` sections are found by their ELF
+    /// names: object's `section_by_name` maps `.debug_info` to `__debug_info`.
+    pub fn load_range(
+        data: Arc<Data>,
+        range: std::ops::Range<usize>,
+        sup: Option<Arc<Data>>,
+    ) -> Result<Dwarf, String> {
         let mut decompressed: Vec<Box<[u8]>> = Vec::new();
-        let file = object::File::parse(&**data).map_err(|e| e.to_string())?;
+        let bytes = data
+            .get(range)
+            .ok_or("the object file lies past the end of the file")?;
+        let file = object::File::parse(bytes).map_err(|e| e.to_string())?;
         let endian = if file.is_little_endian() {
             RunTimeEndian::Little
         } else {

@@ -1,16 +1,30 @@
-//! One ELF image as a file, independent of where a process maps it: its bytes (memory-mapped),
-//! load layout (program headers), build-id, allocated sections, and symbol table (.symtab, else
-//! that of its separate debug file, else .dynsym), sorted for address lookup and indexed by
-//! name on first need. Its DWARF is loaded on the first source lookup and kept.
+//! One image as a file, independent of where a process maps it: its bytes (memory-mapped),
+//! load layout, build-id, allocated sections, and symbol table, sorted for address lookup and
+//! indexed by name on first need. Its DWARF is loaded on the first source lookup and kept.
+//!
+//! - ELF (Linux): program headers; .symtab, else that of its separate debug file, else .dynsym.
+//! - Mach-O (macOS), thin or universal (the slice for the target's architecture): LC_SEGMENT_64
+//!   commands, LC_UUID as the build-id, the symtab (stabs, undefined and assembler-local `l`/`L`
+//!   symbols skipped; the C-level `_` prefix dropped, so `_main` is `main`), DWARF in the file
+//!   (an unlinked object) or in its dSYM bundle.
+//! - PE (Windows): `ImageBase` and sections; the COFF symbol table when the image has one
+//!   (MinGW, `lld-link /debug:symtab`), else the export table. Everything else an MSVC-built
+//!   image knows about its symbols is in its PDB file, which vmscope does not read.
+//!
+//! Mach-O and PE symbols carry no size: each gets the distance to the next symbol in its section.
 
 use super::debugfile;
 use super::demangle;
 use super::dwarf::{Dwarf, SourceFrame};
+use super::layout::Layout;
 use crate::regions::elf::LoadLayout;
-use object::{Object, ObjectSection, ObjectSymbol, SectionFlags, SectionKind, SymbolKind};
+use object::{
+    Architecture, BinaryFormat, FileKind, Object, ObjectSection, ObjectSymbol, SectionFlags,
+    SectionKind, SymbolKind,
+};
 use serde::Serialize;
 use std::collections::HashMap;
-use std::ops::Deref;
+use std::ops::{Deref, Range};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -58,6 +72,8 @@ pub enum SymbolSource {
     DebugFile,
     /// Only the dynamic symbols (.dynsym): the file is stripped and no debug file was found.
     Dynsym,
+    /// Only a PE image's exports: it has no COFF symbol table (its symbols are in a PDB file).
+    Exports,
     /// No symbols at all.
     None,
 }
@@ -113,16 +129,30 @@ enum DwarfIn {
     Nowhere,
 }
 
-/// A parsed ELF image.
+/// The file format of an image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Elf,
+    MachO,
+    Pe,
+}
+
+/// A parsed image.
 pub struct Image {
     /// The file as the target names it (for messages and debuglink lookup).
     pub path: PathBuf,
     data: Arc<Data>,
-    /// The separate debug file, when one was needed and found.
+    pub format: Format,
+    /// Where the object file is in `data`: all of it, or one slice of a universal Mach-O file.
+    range: Range<usize>,
+    /// The separate debug file (a Mach-O dSYM), when one was needed and found.
     pub debug_path: Option<PathBuf>,
     debug: Option<Arc<Data>>,
-    pub layout: LoadLayout,
-    /// The GNU build-id, in hex.
+    /// Where the object file is in `debug`.
+    debug_range: Range<usize>,
+    pub layout: Layout,
+    /// The GNU build-id (ELF) or LC_UUID (Mach-O), in hex.
     pub build_id: Option<String>,
     sections: Vec<Section>,
     syms: Vec<Sym>,
@@ -140,11 +170,96 @@ fn has_dwarf(file: &object::File<'_>) -> bool {
     file.section_by_name(".debug_info").is_some() || file.section_by_name(".debug_line").is_some()
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// object's name for a Rust `target_arch` (`std::env::consts::ARCH`, `TargetInfo::arch`).
+fn architecture(arch: &str) -> Option<Architecture> {
+    Some(match arch {
+        "x86_64" => Architecture::X86_64,
+        "aarch64" => Architecture::Aarch64,
+        "x86" => Architecture::I386,
+        "arm" => Architecture::Arm,
+        "powerpc" => Architecture::PowerPc,
+        "powerpc64" => Architecture::PowerPc64,
+        _ => return None,
+    })
+}
+
+/// Where the object file for `arch` is in `data`: all of it, or for a universal (fat) Mach-O
+/// file the slice of that architecture. With `strict`, a universal file without that slice is
+/// an error; otherwise its first slice is taken.
+fn slice_for(data: &[u8], arch: &str, strict: bool) -> Result<Range<usize>, String> {
+    use object::read::macho::{FatArch, MachOFatFile32, MachOFatFile64};
+    fn ranges<A: FatArch>(arches: &[A]) -> Vec<(Architecture, u64, u64)> {
+        arches
+            .iter()
+            .map(|a| {
+                let (off, size) = a.file_range();
+                (a.architecture(), off, size)
+            })
+            .collect()
+    }
+    let bad = |e: object::read::Error| format!("not a valid universal Mach-O file: {e}");
+    let slices = match FileKind::parse(data) {
+        Ok(FileKind::MachOFat32) => ranges(MachOFatFile32::parse(data).map_err(bad)?.arches()),
+        Ok(FileKind::MachOFat64) => ranges(MachOFatFile64::parse(data).map_err(bad)?.arches()),
+        _ => return Ok(0..data.len()),
+    };
+    let want = architecture(arch);
+    let pick = slices
+        .iter()
+        .find(|s| Some(s.0) == want)
+        .or_else(|| (!strict).then(|| slices.first()).flatten())
+        .ok_or_else(|| {
+            let have: Vec<String> = slices.iter().map(|s| format!("{:?}", s.0)).collect();
+            format!(
+                "universal Mach-O file without a {arch} slice (it has: {})",
+                have.join(", ")
+            )
+        })?;
+    let (start, size) = (usize::try_from(pick.1), usize::try_from(pick.2));
+    match (start, size) {
+        (Ok(start), Ok(size)) if start.checked_add(size).is_some_and(|e| e <= data.len()) => {
+            Ok(start..start + size)
+        }
+        _ => Err(format!(
+            "universal Mach-O file: its {:?} slice lies past the end of the file",
+            pick.0
+        )),
+    }
+}
+
 impl Image {
-    /// Parses the image in `data`, found at `path`; looks for a separate debug file when the
-    /// image lacks a symbol table or DWARF. A file that is not a 64-bit little-endian ELF image
-    /// (or is corrupt) is an error message.
+    /// Parses the image in `data`, found at `path`, for the host's architecture (the slice of
+    /// a universal Mach-O file; the first slice when it has none for the host).
     pub fn parse(path: &Path, data: Data) -> Result<Image, String> {
+        Image::parse_for(path, data, std::env::consts::ARCH, false)
+    }
+
+    /// Parses the image in `data`, found at `path`, as a process of architecture `arch` maps
+    /// it: ELF, Mach-O (thin, or the `arch` slice of a universal file; with `strict`, a
+    /// universal file without one is an error) or PE. A file of another format, or a corrupt
+    /// one, is an error message.
+    pub fn parse_for(path: &Path, data: Data, arch: &str, strict: bool) -> Result<Image, String> {
+        match FileKind::parse(&*data) {
+            Ok(
+                FileKind::MachO32
+                | FileKind::MachO64
+                | FileKind::MachOFat32
+                | FileKind::MachOFat64
+                | FileKind::Pe32
+                | FileKind::Pe64,
+            ) => Image::parse_foreign(path, Arc::new(data), arch, strict),
+            _ => Image::parse_elf(path, data),
+        }
+    }
+
+    /// Parses an ELF image; looks for a separate debug file when the image lacks a symbol
+    /// table or DWARF. A file that is not a 64-bit little-endian ELF image (or is corrupt) is
+    /// an error message.
+    fn parse_elf(path: &Path, data: Data) -> Result<Image, String> {
         let data = Arc::new(data);
         let file =
             object::File::parse(&**data).map_err(|e| format!("not a valid ELF file: {e}"))?;
@@ -205,13 +320,108 @@ impl Image {
             None => (None, None),
         };
         drop(file);
+        let range = 0..data.len();
+        let debug_range = 0..debug.as_ref().map_or(0, |d| d.len());
         Ok(Image {
             path: path.to_path_buf(),
             data,
+            format: Format::Elf,
+            range,
             debug_path,
             debug,
-            layout,
+            debug_range,
+            layout: Layout::Elf(layout),
             build_id: build_id.map(|id| id.iter().map(|b| format!("{b:02x}")).collect()),
+            sections,
+            syms,
+            names_in_debug,
+            symbols_from,
+            dwarf_in,
+            dwarf: OnceLock::new(),
+            by_name: OnceLock::new(),
+            by_demangled: OnceLock::new(),
+            names: OnceLock::new(),
+        })
+    }
+
+    /// Parses a Mach-O or PE image (see the module doc).
+    fn parse_foreign(
+        path: &Path,
+        data: Arc<Data>,
+        arch: &str,
+        strict: bool,
+    ) -> Result<Image, String> {
+        let range = slice_for(&data, arch, strict)?;
+        let file = object::File::parse(&data[range.clone()])
+            .map_err(|e| format!("not a valid Mach-O or PE file: {e}"))?;
+        let (format, layout) = match file.format() {
+            BinaryFormat::MachO => (Format::MachO, Layout::mach_o(&file)),
+            BinaryFormat::Pe => (Format::Pe, Layout::pe(&file)),
+            other => return Err(format!("a {other:?} file is not an image vmscope reads")),
+        };
+        let uuid = file.mach_uuid().ok().flatten();
+        let sections = read_sections(&file);
+        let mut dwarf_in = if has_dwarf(&file) {
+            DwarfIn::Primary
+        } else {
+            DwarfIn::Nowhere
+        };
+        let (mut syms, mut symbols_from) = match format {
+            Format::MachO => (read_mach_symbols(&file, &data), SymbolSource::Symtab),
+            _ => (read_symbols(&file, &data, false), SymbolSource::Symtab),
+        };
+        if syms.is_empty() && format == Format::Pe {
+            syms = read_exports(&file, &data);
+            symbols_from = SymbolSource::Exports;
+        }
+        drop(file);
+        // A Mach-O image's DWARF (and, when it is stripped, its symbols) are in its dSYM.
+        let mut debug = None;
+        let mut debug_range = 0..0;
+        let mut names_in_debug = false;
+        if format == Format::MachO && (syms.is_empty() || dwarf_in == DwarfIn::Nowhere) {
+            let dsym = debugfile::find_dsym(path).and_then(|d| {
+                let r = slice_for(&d.data, arch, false).ok()?;
+                let dfile = object::File::parse(&d.data[r.clone()]).ok()?;
+                let theirs = dfile.mach_uuid().ok().flatten();
+                (uuid.is_some() && theirs == uuid).then_some(())?;
+                let dsyms = read_mach_symbols(&dfile, &d.data);
+                let dwarf = has_dwarf(&dfile);
+                drop(dfile);
+                Some((d, r, dsyms, dwarf))
+            });
+            if let Some((d, r, dsyms, dwarf)) = dsym {
+                if syms.is_empty() && !dsyms.is_empty() {
+                    syms = dsyms;
+                    names_in_debug = true;
+                    symbols_from = SymbolSource::DebugFile;
+                }
+                if dwarf_in == DwarfIn::Nowhere && dwarf {
+                    dwarf_in = DwarfIn::Debug;
+                }
+                debug = Some(d);
+                debug_range = r;
+            }
+        }
+        if syms.is_empty() {
+            symbols_from = SymbolSource::None;
+        }
+        fill_sizes(&mut syms, &sections);
+        sort_symbols(&mut syms);
+        let (debug_path, debug) = match debug {
+            Some(d) => (Some(d.path), Some(d.data)),
+            None => (None, None),
+        };
+        Ok(Image {
+            path: path.to_path_buf(),
+            data,
+            format,
+            range,
+            debug_path,
+            debug,
+            debug_range,
+            layout,
+            build_id: uuid.map(|u| hex(&u)),
             sections,
             syms,
             names_in_debug,
@@ -377,10 +587,13 @@ impl Image {
     /// The DWARF frames at link-time address `v`, loading the DWARF on first use. `Ok(None)`
     /// when the image has no DWARF; an error names the file and the problem.
     pub fn frames(&self, v: u64) -> Result<Option<Vec<SourceFrame>>, String> {
-        let data = match self.dwarf_in {
+        let (data, range) = match self.dwarf_in {
             DwarfIn::Nowhere => return Ok(None),
-            DwarfIn::Primary => &self.data,
-            DwarfIn::Debug => self.debug.as_ref().expect("debug data when DWARF is there"),
+            DwarfIn::Primary => (&self.data, self.range.clone()),
+            DwarfIn::Debug => (
+                self.debug.as_ref().expect("debug data when DWARF is there"),
+                self.debug_range.clone(),
+            ),
         };
         let path = self
             .dwarf_path()
@@ -388,12 +601,13 @@ impl Image {
             .display()
             .to_string();
         let dwarf = self.dwarf.get_or_init(|| {
-            let sup = object::File::parse(&***data)
-                .ok()
+            let sup = data
+                .get(range.clone())
+                .and_then(|bytes| object::File::parse(bytes).ok())
                 .and_then(|f| f.gnu_debugaltlink().ok().flatten())
                 .and_then(|link| debugfile::find_sup(Path::new(&path), link))
                 .map(|f| f.data);
-            Dwarf::load(Arc::clone(data), sup)
+            Dwarf::load_range(Arc::clone(data), range, sup)
         });
         match dwarf {
             Ok(d) => d
@@ -406,12 +620,44 @@ impl Image {
 }
 
 /// The allocated sections with an address range (thread-local .tbss, which overlaps what
-/// follows it, is left out).
+/// follows it, is left out). Mach-O sections are named `SEGMENT,section` (`__TEXT,__text`),
+/// as lldb names them; debug sections and a PE's discardable ones are left out.
 fn read_sections(file: &object::File<'_>) -> Vec<Section> {
     file.sections()
         .filter_map(|s| {
-            let SectionFlags::Elf { sh_flags, .. } = s.flags() else {
-                return None;
+            let sh_flags = match s.flags() {
+                SectionFlags::Elf { sh_flags, .. } => sh_flags,
+                SectionFlags::MachO { flags, .. } => {
+                    use object::macho;
+                    let segment = s.segment_name().ok().flatten().unwrap_or_default();
+                    let debug = flags.contains(macho::S_ATTR_DEBUG) || segment == "__DWARF";
+                    if debug || s.kind() == SectionKind::Debug || s.size() == 0 {
+                        return None;
+                    }
+                    let code = macho::S_ATTR_PURE_INSTRUCTIONS | macho::S_ATTR_SOME_INSTRUCTIONS;
+                    return Some(Section {
+                        name: format!("{segment},{}", s.name().ok()?),
+                        addr: s.address(),
+                        size: s.size(),
+                        exec: flags.intersects(code),
+                    });
+                }
+                SectionFlags::Coff {
+                    characteristics, ..
+                } => {
+                    use object::pe;
+                    if characteristics.contains(pe::IMAGE_SCN_MEM_DISCARDABLE) || s.size() == 0 {
+                        return None;
+                    }
+                    let code = pe::IMAGE_SCN_MEM_EXECUTE | pe::IMAGE_SCN_CNT_CODE;
+                    return Some(Section {
+                        name: s.name().ok()?.to_string(),
+                        addr: s.address(),
+                        size: s.size(),
+                        exec: characteristics.intersects(code),
+                    });
+                }
+                _ => return None,
             };
             let alloc = sh_flags.contains(object::elf::SHF_ALLOC);
             let tls = sh_flags.contains(object::elf::SHF_TLS);
@@ -477,6 +723,12 @@ fn read_symbols(file: &object::File<'_>, data: &[u8], dynamic: bool) -> Vec<Sym>
             })
         })
         .collect();
+    sort_symbols(&mut syms);
+    syms
+}
+
+/// By address, the best of equals first (typed, sized, global; then the plainest name).
+fn sort_symbols(syms: &mut [Sym]) {
     syms.sort_by(|a, b| {
         (a.addr, b.score, a.underscores, a.name_len).cmp(&(
             b.addr,
@@ -485,7 +737,87 @@ fn read_symbols(file: &object::File<'_>, data: &[u8], dynamic: bool) -> Vec<Sym>
             b.name_len,
         ))
     });
+}
+
+/// The symbols of a Mach-O symtab (object skips stabs), as C names them: assembler-local and
+/// linker-private names (`ltmp0`, `l_anon.…`, `L…`; a C symbol always starts with `_`) left
+/// out, and the `_` the compiler prefixes every C-level name with dropped (`_main` is `main`,
+/// `__ZN…` is `_ZN…`, which demangles).
+fn read_mach_symbols(file: &object::File<'_>, data: &[u8]) -> Vec<Sym> {
+    let mut syms = read_symbols(file, data, false);
+    syms.retain_mut(|s| {
+        let name = data
+            .get(s.name_at..s.name_at + s.name_len as usize)
+            .unwrap_or_default();
+        match name.first() {
+            Some(b'l' | b'L') | None => false,
+            Some(b'_') if name.len() > 1 => {
+                s.name_at += 1;
+                s.name_len -= 1;
+                s.underscores = s.underscores.saturating_sub(1);
+                true
+            }
+            _ => true,
+        }
+    });
+    sort_symbols(&mut syms);
     syms
+}
+
+/// The named exports of a PE image (forwarders to other DLLs and ordinal-only exports left
+/// out), for images without a COFF symbol table.
+fn read_exports(file: &object::File<'_>, data: &[u8]) -> Vec<Sym> {
+    let base = data.as_ptr() as usize;
+    let Ok(exports) = file.exports() else {
+        return Vec::new();
+    };
+    let mut syms: Vec<Sym> = exports
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let object::NameOrOrdinal::Name(name) = e.name() else {
+                return None;
+            };
+            let object::ExportTarget::Address { address } = e.target() else {
+                return None;
+            };
+            let at = (name.as_ptr() as usize).checked_sub(base)?;
+            if name.is_empty() || at + name.len() > data.len() {
+                return None;
+            }
+            Some(Sym {
+                addr: address,
+                size: 0,
+                name_at: at,
+                name_len: u32::try_from(name.len()).ok()?,
+                score: 5,
+                underscores: name.iter().take_while(|&&b| b == b'_').count().min(255) as u8,
+                global: true,
+            })
+        })
+        .collect();
+    sort_symbols(&mut syms);
+    syms
+}
+
+/// Gives sizeless symbols (all of Mach-O's and PE's) the distance to the next symbol at a higher
+/// address, or to the end of their section: as lldb and `nm -S` on Mach-O do.
+fn fill_sizes(syms: &mut [Sym], sections: &[Section]) {
+    let mut next_addr = u64::MAX;
+    for i in (0..syms.len()).rev() {
+        let addr = syms[i].addr;
+        if syms[i].size == 0
+            && let Some(sec) = sections
+                .iter()
+                .find(|s| s.addr <= addr && addr - s.addr < s.size)
+        {
+            let end = sec.addr + sec.size;
+            syms[i].size = next_addr.min(end) - addr;
+            syms[i].score |= 2;
+        }
+        if i == 0 || syms[i - 1].addr != addr {
+            next_addr = addr;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,30 +1,46 @@
 //! Symbols of a process: its modules (every file-backed image with an executable mapping, and
-//! the vdso), each placed at its load bias (from the ELF program headers and the mapping
-//! offsets), and what they say about an address — section, symbol, source line and inlined
-//! frames — or where a name is. Files are opened through the target (so deleted or replaced
-//! files still work) and parsed on first use; DWARF is loaded on the first source lookup in a
-//! module; both are cached for the life of the target. Attaching costs nothing.
+//! the vdso), each placed at its load bias (from the ELF program headers, Mach-O segments or PE
+//! image base, and the mapping offsets: see `layout`), and what they say about an address —
+//! section, symbol, source line and inlined frames — or where a name is. Files are opened
+//! through the target (so deleted or replaced files still work) and parsed on first use; DWARF
+//! is loaded on the first source lookup in a module; both are cached for the life of the
+//! target. Attaching costs nothing.
 
 pub mod debugfile;
 pub mod demangle;
 pub mod dwarf;
+#[cfg(test)]
+mod foreign_tests;
 pub mod image;
+pub mod layout;
 
 use crate::addr::VirtAddr;
 use crate::error::{Error, Result};
 use crate::regions::{Backing, Region};
 use crate::target::Target;
-use image::{Data, Image, SymbolRef, SymbolSource};
+use image::{Data, Format, Image, SymbolRef, SymbolSource};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// Whether file mappings without an inode number are modules known by their path: the macOS and
+/// Windows backends have no inode numbers (on Linux, such a mapping is a core file's record of
+/// a file that is gone, left out as before).
+const BY_PATH: bool = !cfg!(target_os = "linux");
+
 /// The file of a module, for the cache: the same file mapped again is parsed once.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum ImageKey {
-    File { dev: (u32, u32), inode: u64 },
-    Vdso { start: u64 },
+    File {
+        dev: (u32, u32),
+        inode: u64,
+    },
+    /// A file of a backend without inode numbers (macOS, Windows): known by its path.
+    Path(PathBuf),
+    Vdso {
+        start: u64,
+    },
 }
 
 /// A module: one image mapped into the process.
@@ -57,7 +73,8 @@ pub struct ModuleInfo {
     /// read).
     pub bias: Option<VirtAddr>,
     pub build_id: Option<String>,
-    /// Where its symbols come from: `symtab`, `debug_file`, `dynsym` (stripped), `none`.
+    /// Where its symbols come from: `symtab`, `debug_file`, `dynsym` (stripped), `exports` (a PE
+    /// image without COFF symbols), `none`.
     pub symbols: Option<SymbolSource>,
     /// The separate debug file used, if any.
     pub debug_file: Option<String>,
@@ -197,6 +214,12 @@ impl Symbols {
                     *deleted,
                     basename(path),
                 ),
+                Backing::File { path, deleted } if BY_PATH => (
+                    ImageKey::Path(path.clone()),
+                    path.clone(),
+                    *deleted,
+                    basename(path),
+                ),
                 Backing::Vdso => (
                     ImageKey::Vdso {
                         start: r.start.get(),
@@ -321,8 +344,13 @@ impl Symbols {
             }
         };
         let Some(bias) = self.bias(target, m, &image) else {
+            let what = match image.format {
+                Format::Elf => "program header",
+                Format::MachO => "segment",
+                Format::Pe => "section",
+            };
             info.notes.push(format!(
-                "{}: no program header maps file offset {:#x}",
+                "{}: no {what} maps file offset {:#x}",
                 module.path.display(),
                 module.first.offset.get()
             ));
@@ -347,6 +375,16 @@ impl Symbols {
             _ if vdso => {}
             SymbolSource::Dynsym => info.notes.push(format!(
                 "{} is stripped and no debug file was found: symbols from .dynsym only",
+                module.name
+            )),
+            SymbolSource::Exports => info.notes.push(format!(
+                "{} has no COFF symbol table: symbols from its exports only (the rest are in its \
+                 PDB file, which vmscope does not read)",
+                module.name
+            )),
+            SymbolSource::None if image.format == Format::Pe => info.notes.push(format!(
+                "{} has no COFF symbols and no exports: its symbols are in its PDB file, which \
+                 vmscope does not read",
                 module.name
             )),
             SymbolSource::None => info
@@ -385,10 +423,22 @@ impl Symbols {
                     });
                 }
                 Ok(None) if vdso => {}
-                Ok(None) => info.notes.push(format!(
-                    "no DWARF for {}: build it with -g, or install its debug file",
-                    module.name
-                )),
+                Ok(None) => info.notes.push(match image.format {
+                    Format::Elf => format!(
+                        "no DWARF for {}: build it with -g, or install its debug file",
+                        module.name
+                    ),
+                    Format::MachO => format!(
+                        "no DWARF for {}: build it with -g and run dsymutil to put {0}.dSYM \
+                         next to it",
+                        module.name
+                    ),
+                    Format::Pe => format!(
+                        "no DWARF for {}: source lines of a PE image are in its PDB file, \
+                         which vmscope does not read",
+                        module.name
+                    ),
+                }),
                 Err(e) => info.notes.push(e),
             }
         }
@@ -579,7 +629,7 @@ fn load_image(target: &mut dyn Target, module: &Module) -> std::result::Result<A
             buf.truncate(n);
             Data::Owned(buf)
         }
-        ImageKey::File { .. } => {
+        ImageKey::File { .. } | ImageKey::Path(_) => {
             let file = target.mapped_file(&module.first).map_err(|e| {
                 if module.deleted {
                     format!(
@@ -594,7 +644,7 @@ fn load_image(target: &mut dyn Target, module: &Module) -> std::result::Result<A
             Data::map(&file).map_err(|e| format!("cannot map {}: {e}", module.path.display()))?
         }
     };
-    Image::parse(&module.path, data)
+    Image::parse_for(&module.path, data, target.info().arch, true)
         .map(Arc::new)
         .map_err(|e| format!("{}: {e}", module.path.display()))
 }
