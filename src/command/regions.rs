@@ -195,6 +195,17 @@ pub struct RegionsOut {
 }
 
 impl RegionsOut {
+    /// The highest end address among the rows (what the address columns must fit).
+    pub fn last_end(&self) -> Option<u64> {
+        self.picks
+            .iter()
+            .map(|&p| match p {
+                Pick::Region(i) => self.map[i].region.end.get(),
+                Pick::Gap(i) => self.gaps[i].end.get(),
+            })
+            .max()
+    }
+
     /// The table's rows, in order.
     pub fn rows(&self) -> impl ExactSizeIterator<Item = Row<'_>> {
         self.picks.iter().map(|&p| {

@@ -163,13 +163,13 @@ fn mark_images(target: &mut dyn Target, out: &mut [Explained], page: u64) {
         }
         if let Some((lo, hi)) = layout.bss(page) {
             let (lo, hi) = (lo.wrapping_add(bias), hi.wrapping_add(bias));
-            for e in out.iter_mut() {
-                let s = e.region.start.get();
-                if e.region.backing == Backing::Anonymous
-                    && e.region.perms.write
-                    && lo <= s
-                    && s < hi
-                {
+            // The regions are sorted: only those starting in [lo, hi) are looked at.
+            let first = out.partition_point(|e| e.region.start.get() < lo);
+            for e in out[first..]
+                .iter_mut()
+                .take_while(|e| e.region.start.get() < hi)
+            {
+                if matches!(e.region.backing, Backing::Anonymous) && e.region.perms.write {
                     e.kind = Kind::Image;
                     e.part = Some(ImagePart::Bss);
                     e.detail = format!("{name} .bss");
@@ -182,14 +182,16 @@ fn mark_images(target: &mut dyn Target, out: &mut [Explained], page: u64) {
 /// Stacks: the region holding each thread's stack pointer, and the guard page below it.
 fn mark_stacks(out: &mut [Explained], pid: i32, threads: &[crate::target::Thread]) {
     for e in out.iter_mut() {
-        if e.region.backing == Backing::Stack {
+        if matches!(e.region.backing, Backing::Stack) {
             e.tid = Some(pid);
             e.detail = format!("thread {pid} stack (main)");
         }
     }
     for t in threads {
         let Some(sp) = t.sp else { continue };
-        let Some(i) = out.iter().position(|e| e.region.contains(sp)) else {
+        // Sorted, not overlapping: the last region starting at or below sp is the only candidate.
+        let i = out.partition_point(|e| e.region.start <= sp);
+        let Some(i) = i.checked_sub(1).filter(|&i| out[i].region.contains(sp)) else {
             continue;
         };
         if out[i].region.backing == Backing::Stack {

@@ -58,9 +58,7 @@ fn table(out: &RegionsOut, style: Style, w: &mut dyn Write) -> io::Result<()> {
     )?;
     // Hex digits of the highest end (the digit count grows with the value).
     let aw = out
-        .rows()
-        .map(|r| r.end.get())
-        .max()
+        .last_end()
         .map_or(12, |end| {
             (64 - end.leading_zeros()).div_ceil(4).max(1) as usize
         })
