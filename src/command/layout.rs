@@ -197,7 +197,8 @@ fn band(start: u64, end: u64, section: Section, label: impl Into<Cow<'static, st
 }
 
 /// The band of one region, and what it may be grouped with.
-fn unit(e: &Explained, exe: Option<&str>) -> Unit {
+/// `pid`: the main thread's id (its stack is the process's own).
+fn unit(e: &Explained, exe: Option<&str>, pid: i32) -> Unit {
     let r = &e.region;
     let mut b = band(r.start.get(), r.end.get(), Section::Mmap, "");
     b.kind = Some(e.kind);
@@ -251,7 +252,7 @@ fn unit(e: &Explained, exe: Option<&str>) -> Unit {
             let key = e.detail.split_whitespace().nth(1).unwrap_or("").to_string();
             Group::Arena(key)
         }
-        Kind::Stack if r.backing == Backing::Stack => {
+        Kind::Stack if r.backing == Backing::Stack && e.tid.is_none_or(|t| t == pid) => {
             b.section = Section::Stack;
             b.label = "stack (main thread)".into();
             b.grows = Some(Grows::Down);
@@ -354,7 +355,13 @@ fn absorb(into: &mut Band, b: &Band) {
 
 /// The user half of the picture, bottom to top: the NULL page, the regions (grouped) and the
 /// free gaps between them.
-fn user_bands(regions: &[&Explained], exe: Option<&str>, user_top: u64, all: bool) -> Vec<Band> {
+fn user_bands(
+    regions: &[&Explained],
+    exe: Option<&str>,
+    pid: i32,
+    user_top: u64,
+    all: bool,
+) -> Vec<Band> {
     let mut units: Vec<Unit> = Vec::with_capacity(regions.len());
     let free = |start: u64, end: u64| Unit {
         band: band(start, end, Section::Free, "free"),
@@ -377,7 +384,7 @@ fn user_bands(regions: &[&Explained], exe: Option<&str>, user_top: u64, all: boo
             units.push(free(cursor, s));
         }
         cursor = cursor.max(end);
-        let u = unit(e, exe);
+        let u = unit(e, exe, pid);
         match units.last_mut() {
             Some(prev)
                 if prev.group == u.group
@@ -531,7 +538,7 @@ fn name_free_bands(bands: &mut [Band]) {
 }
 
 /// Builds the picture, top to bottom.
-pub fn build(explained: &[Explained], exe: Option<&str>, all: bool) -> (Vec<Band>, u64) {
+pub fn build(explained: &[Explained], exe: Option<&str>, pid: i32, all: bool) -> (Vec<Band>, u64) {
     const TOP_47: u64 = 1 << 47;
     const TOP_56: u64 = 1 << 56;
     let big = explained
@@ -546,7 +553,7 @@ pub fn build(explained: &[Explained], exe: Option<&str>, all: bool) -> (Vec<Band
         .iter()
         .filter(|e| e.region.start.get() >= kernel_start || e.region.end.get() <= user_top)
         .partition(|e| e.region.start.get() >= kernel_start);
-    let mut bands = user_bands(&user, exe, user_top, all);
+    let mut bands = user_bands(&user, exe, pid, user_top, all);
 
     let mut hole = band(user_top, kernel_start, Section::Hole, "non-canonical hole");
     hole.note = if big {
@@ -566,7 +573,7 @@ pub fn build(explained: &[Explained], exe: Option<&str>, all: bool) -> (Vec<Band
         if s > cursor {
             bands.push(kernel_band(cursor, s));
         }
-        let mut u = unit(e, exe).band;
+        let mut u = unit(e, exe, pid).band;
         u.section = Section::System;
         if e.region.backing == Backing::Vsyscall {
             u.note = "legacy vsyscall page: a fixed address inside kernel space".into();
@@ -638,7 +645,7 @@ pub fn run(session: &mut Session, inv: &Invocation<'_>) -> Result<Output> {
     let exe_name = exe_path
         .as_deref()
         .map(|p| basename(p.strip_suffix(" (deleted)").unwrap_or(p)).to_string());
-    let (mut bands, user_top) = build(&explained, exe_name.as_deref(), flags.has("--all"));
+    let (mut bands, user_top) = build(&explained, exe_name.as_deref(), pid, flags.has("--all"));
     place_marks(&mut bands, marks);
     Ok(Output::Layout(LayoutOut {
         pid,

@@ -461,6 +461,102 @@ fn sp_pc(regs: &[(&'static str, u64)]) -> (Option<VirtAddr>, Option<VirtAddr>) {
     (get(&["rsp", "sp"]), get(&["rip", "pc"]))
 }
 
+// `thread_info` and its THREAD_IDENTIFIER_INFO / THREAD_EXTENDED_INFO flavors are not in mach2
+// 0.7; the libc crate (already a dependency) declares them after <mach/thread_info.h> and
+// <mach/thread_act.h>. Their layouts are pinned here to the header's, so a change in either
+// crate cannot go unnoticed: `thread_identifier_info` is three uint64_t; `thread_extended_info`
+// is two uint64_t, eight integer_t and `char pth_name[MAXTHREADNAMESIZE = 64]`.
+const _: () = assert!(std::mem::size_of::<libc::thread_identifier_info>() == 24);
+const _: () = assert!(std::mem::size_of::<libc::thread_extended_info>() == 112);
+const _: () = assert!(libc::THREAD_IDENTIFIER_INFO_COUNT == 6);
+const _: () = assert!(libc::THREAD_EXTENDED_INFO_COUNT == 28);
+
+/// The system-wide 64-bit thread id of a thread port (THREAD_IDENTIFIER_INFO), the one lldb
+/// (`tid = 0x1c2f3`), vmmap and spindump show; None when the thread is gone.
+fn thread_id(port: mach_port_t) -> Option<u64> {
+    let mut info = libc::thread_identifier_info::default();
+    let mut count = libc::THREAD_IDENTIFIER_INFO_COUNT;
+    // SAFETY: `info` is a thread_identifier_info (layout checked above) and `count` its size in
+    // natural_t words; the kernel writes at most that many words into it.
+    let kr = unsafe {
+        libc::thread_info(
+            port,
+            libc::THREAD_IDENTIFIER_INFO as libc::thread_flavor_t,
+            &mut info as *mut libc::thread_identifier_info as libc::thread_info_t,
+            &mut count,
+        )
+    };
+    (kr == KERN_SUCCESS && info.thread_id != 0).then_some(info.thread_id)
+}
+
+/// The name and scheduler run state of a thread port (THREAD_EXTENDED_INFO: what
+/// proc_pidinfo(PROC_PIDTHREADINFO) gives, without needing the pid); None when the thread is
+/// gone.
+fn thread_extended(port: mach_port_t) -> Option<(String, i32)> {
+    let mut info = libc::thread_extended_info::default();
+    let mut count = libc::THREAD_EXTENDED_INFO_COUNT;
+    // SAFETY: `info` is a thread_extended_info (layout checked above) and `count` its size in
+    // natural_t words; the kernel writes at most that many words into it.
+    let kr = unsafe {
+        libc::thread_info(
+            port,
+            libc::THREAD_EXTENDED_INFO as libc::thread_flavor_t,
+            &mut info as *mut libc::thread_extended_info as libc::thread_info_t,
+            &mut count,
+        )
+    };
+    (kr == KERN_SUCCESS).then(|| (c_name(&info.pth_name), info.pth_run_state))
+}
+
+/// A NUL-terminated C name in a fixed array (the whole array when it has no NUL), lossy UTF-8.
+fn c_name(raw: &[libc::c_char]) -> String {
+    let bytes: Vec<u8> = raw
+        .iter()
+        .map(|&c| c as u8)
+        .take_while(|&b| b != 0)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The /proc-style letter of a Mach run state (<mach/thread_info.h> TH_STATE_*).
+fn run_state_letter(state: i32) -> char {
+    match state {
+        libc::TH_STATE_RUNNING => 'R',
+        libc::TH_STATE_STOPPED => 'T',
+        libc::TH_STATE_WAITING => 'S',
+        libc::TH_STATE_UNINTERRUPTIBLE => 'D',
+        // Terminating: its last moments, as Linux's 'X' (dead).
+        libc::TH_STATE_HALTED => 'X',
+        _ => '?',
+    }
+}
+
+/// The tid vmscope shows for a thread port, the same everywhere in this backend (`threads`,
+/// `registers`, `stop`, stack labels, watch hits).
+///
+/// A Mach thread has two names: the port name of our send right to it (local to vmscope's task,
+/// different in every task holding the thread, and recycled) and the 64-bit system-wide thread
+/// id that lldb, vmmap, sample and spindump show. The tid is the thread id whenever it fits in
+/// [`Thread::tid`]'s i32 unchanged (a positive i32 converts back to the same u64): thread ids
+/// count up from boot and stay far below 2^31 in practice. It is never truncated: an id that
+/// does not fit, or a thread whose id cannot be read (it just ended), gets its port name
+/// instead, and [`port_of_tid`] maps either back to the port.
+fn tid_of(port: mach_port_t) -> i32 {
+    thread_id(port)
+        .and_then(|id| i32::try_from(id).ok())
+        .unwrap_or(port as i32)
+}
+
+/// The thread port among `ports` (from `task_threads`) that [`tid_of`] names `tid`. A thread
+/// whose real thread id is `tid` wins over one whose port name fell back to the same number.
+fn port_of_tid(ports: &[mach_port_t], tid: i32) -> Option<mach_port_t> {
+    let ids: Vec<(mach_port_t, i32)> = ports.iter().map(|&p| (p, tid_of(p))).collect();
+    ids.iter()
+        .find(|&&(p, t)| t == tid && t != p as i32)
+        .or_else(|| ids.iter().find(|&&(_, t)| t == tid))
+        .map(|&(p, _)| p)
+}
+
 impl Target for MacProcess {
     fn info(&self) -> &TargetInfo {
         &self.info
@@ -483,11 +579,20 @@ impl Target for MacProcess {
         Ok(regions)
     }
 
-    /// vmmap's classification: image segments by name, other regions by user tag and share mode.
+    /// vmmap's classification: image segments by name, other regions by user tag and share mode;
+    /// a Stack region holding a thread's stack pointer is that thread's (`thread TID`, where
+    /// vmmap writes its index), with the tid `threads` gives it.
     fn classified(
         &mut self,
         regions: Vec<Region>,
     ) -> std::result::Result<Vec<Explained>, Vec<Region>> {
+        // Without the threads (the task just ended), the stacks are still Stack, unowned.
+        let sps: Vec<(i32, VirtAddr)> = self
+            .threads()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|t| Some((t.tid, t.sp?)))
+            .collect();
         foreign::replay(
             regions,
             &self.last,
@@ -500,17 +605,22 @@ impl Target for MacProcess {
                         foreign::user_tag_name(m.user_tag),
                     ),
                 };
+                let tid = sps
+                    .iter()
+                    .find(|&&(_, sp)| kind == Kind::Stack && region.contains(sp))
+                    .map(|&(tid, _)| tid);
+                let owner = tid.map(|t| format!(" thread {t}")).unwrap_or_default();
                 Explained {
-                    region,
-                    kind,
                     detail: format!(
-                        "{name} {}/{} SM={}",
+                        "{name} {}/{} SM={}{owner}",
                         foreign::prot_string(m.protection),
                         foreign::prot_string(m.max_protection),
                         foreign::share_mode_code(m.share_mode)
                     ),
+                    region,
+                    kind,
                     sharing: foreign::share_mode_sharing(m.share_mode),
-                    tid: None,
+                    tid,
                     part: None,
                 }
             },
@@ -562,11 +672,17 @@ impl Target for MacProcess {
                 .thread_regs(p)
                 .map(|r| sp_pc(&r))
                 .unwrap_or((None, None));
+            let (name, run_state) = thread_extended(p).unzip();
             out.push(Thread {
-                // Mach names threads by port; the port name stands in for a tid.
-                tid: p as i32,
-                name: String::new(),
-                state: if self.stopped { 'T' } else { '?' },
+                tid: tid_of(p),
+                name: name.unwrap_or_default(),
+                // A thread parked by task_suspend need not report TH_STATE_STOPPED (it may
+                // read as waiting): while vmscope holds the task, every thread is stopped.
+                state: match run_state {
+                    _ if self.stopped => 'T',
+                    Some(s) => run_state_letter(s),
+                    None => '?',
+                },
                 syscall: None,
                 sp,
                 pc,
@@ -627,11 +743,11 @@ impl Target for MacProcess {
         let ports = self.thread_ports()?;
         let port = match tid {
             None => ports.first().copied(),
-            Some(t) => ports.iter().copied().find(|&p| p as i32 == t),
+            Some(t) => port_of_tid(&ports, t),
         };
         let result = match port {
             Some(p) => self.thread_regs(p).map(|values| Registers {
-                tid: p as i32,
+                tid: tid_of(p),
                 values,
             }),
             None => Err(Error::usage(format!(
@@ -655,7 +771,7 @@ impl Target for MacProcess {
         Self::release_threads(&ports);
         Ok(StopReport {
             pid: self.pid(),
-            threads: ports.iter().map(|&p| p as i32).collect(),
+            threads: ports.iter().map(|&p| tid_of(p)).collect(),
         })
     }
 
@@ -1252,7 +1368,7 @@ mod watch {
                 continue;
             }
             seen.push(w);
-            report(p, w, thread as i32, pc, count, on_event)?;
+            report(p, w, super::tid_of(thread), pc, count, on_event)?;
         }
         Ok(KERN_SUCCESS)
     }
@@ -1275,7 +1391,7 @@ mod watch {
             if kr != KERN_SUCCESS {
                 return Err(super::kr_error("thread_set_state (debug state)", s.pid, kr));
             }
-            report(p, w, thread as i32, pc, count, on_event)?;
+            report(p, w, super::tid_of(thread), pc, count, on_event)?;
             return Ok(KERN_SUCCESS);
         }
         if code[0] != arch::EXC_ARM_DA_DEBUG {

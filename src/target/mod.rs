@@ -131,9 +131,9 @@ impl Registers {
     pub fn get(&self, name: &str) -> Option<u64> {
         let find = |n: &str| self.values.iter().find(|(r, _)| *r == n).map(|&(_, v)| v);
         find(name).or_else(|| match name {
-            "pc" => find("rip"),
-            "sp" => find("rsp"),
-            "fp" => find("rbp").or_else(|| find("x29")),
+            "pc" => find("rip").or_else(|| find("eip")),
+            "sp" => find("rsp").or_else(|| find("esp")),
+            "fp" => find("rbp").or_else(|| find("x29")).or_else(|| find("ebp")),
             _ => None,
         })
     }

@@ -11,7 +11,12 @@
 //! from `ReadProcessMemory`; threads from a Toolhelp snapshot; `stop` suspends every thread and
 //! `registers` reads them with `GetThreadContext` (x86_64); watchpoints attach with the debug API
 //! (`DebugActiveProcess`) for the length of a `watch` and set Dr0–Dr7 of every thread (the
-//! `watch` module; x86_64, not WOW64). Not done yet: heap segments beyond each heap's first
+//! `watch` module; x86_64). A 32-bit (WOW64) process, found with `IsWow64Process2` at attach, is
+//! read through both of its environments: its heaps from the 32-bit PEB's ProcessHeaps (and the
+//! 64-bit PEB's, labelled `(64-bit wow64)`), its stacks from each thread's 32-bit TEB (and the
+//! 64-bit thunk stack of its 64-bit TEB, labelled the same way), its registers with
+//! `Wow64GetThreadContext` under the 32-bit names (eip, esp, ...), its watchpoints through the
+//! WOW64_CONTEXT debug registers. Not done yet: heap segments beyond each heap's first
 //! allocation. Windows does not show physical frames to user space: `translate` is unsupported.
 //! Compile-checked on Linux for
 //! x86_64-pc-windows-msvc; not yet run on Windows.
@@ -24,7 +29,9 @@ use crate::regions::{Backing, Perms, Region};
 use crate::target::{ProcessFacts, Target, TargetInfo, TargetKind, Thread};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use windows_sys::Wdk::System::Threading::{NtQueryInformationProcess, NtQueryInformationThread};
+use windows_sys::Wdk::System::Threading::{
+    NtQueryInformationProcess, NtQueryInformationThread, ProcessWow64Information,
+};
 use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, HMODULE, INVALID_HANDLE_VALUE};
 use windows_sys::Win32::Storage::FileSystem::QueryDosDeviceW;
 use windows_sys::Win32::System::Diagnostics::Debug::ReadProcessMemory;
@@ -35,11 +42,14 @@ use windows_sys::Win32::System::Memory::{MEMORY_BASIC_INFORMATION, VirtualQueryE
 use windows_sys::Win32::System::ProcessStatus::{
     K32EnumProcessModulesEx, K32GetMappedFileNameW, K32GetModuleFileNameExW, K32QueryWorkingSetEx,
 };
-use windows_sys::Win32::System::SystemInformation::{GetSystemInfo, SYSTEM_INFO};
+use windows_sys::Win32::System::SystemInformation::{
+    GetSystemInfo, IMAGE_FILE_MACHINE, IMAGE_FILE_MACHINE_ARMNT, IMAGE_FILE_MACHINE_I386,
+    IMAGE_FILE_MACHINE_UNKNOWN, SYSTEM_INFO,
+};
 use windows_sys::Win32::System::Threading::{
-    OpenProcess, OpenThread, PROCESS_BASIC_INFORMATION, PROCESS_QUERY_INFORMATION, PROCESS_VM_READ,
-    QueryFullProcessImageNameW, ResumeThread, SuspendThread, THREAD_GET_CONTEXT,
-    THREAD_QUERY_INFORMATION, THREAD_SUSPEND_RESUME,
+    IsWow64Process, IsWow64Process2, OpenProcess, OpenThread, PROCESS_BASIC_INFORMATION,
+    PROCESS_QUERY_INFORMATION, PROCESS_VM_READ, QueryFullProcessImageNameW, ResumeThread,
+    SuspendThread, THREAD_GET_CONTEXT, THREAD_QUERY_INFORMATION, THREAD_SUSPEND_RESUME,
 };
 
 /// One `PSAPI_WORKING_SET_EX_INFORMATION`: the page's address and its attribute bits.
@@ -62,8 +72,8 @@ struct ThreadBasicInformation {
     base_priority: i32,
 }
 
-/// Offsets into the target's PEB and TEB (same-bitness target; a WOW64 target's 32-bit heaps and
-/// stacks are not seen from its 64-bit PEB and TEB).
+/// Offsets into the target's PEB and TEB of vmscope's own bitness (the ones NtQueryInformation*
+/// class 0 gives; a WOW64 target's 32-bit PEB and TEB are read with `layout32`).
 #[cfg(target_pointer_width = "64")]
 mod layout {
     /// PEB.NumberOfHeaps (ULONG) and PEB.ProcessHeaps (PVOID*).
@@ -82,6 +92,40 @@ mod layout {
 }
 const PTR: usize = std::mem::size_of::<usize>();
 
+/// Offsets into the 32-bit PEB and TEB of a WOW64 process, read from a 64-bit vmscope. Source:
+/// System Informer's phnt header (winsiderss/systeminformer, phnt/include/ntwow64.h at commit
+/// 42f99c04d280ad71bce2790edcf62cc8c7902f8a).
+///
+/// PEB32: from its `C_ASSERT(FIELD_OFFSET(PEB32, UnicodeCaseTableData) == 0x060)` the struct
+/// goes on NumberOfProcessors 0x64, NtGlobalFlag 0x68, CriticalSectionTimeout (LARGE_INTEGER,
+/// 8-aligned) 0x70, HeapSegmentReserve..HeapDeCommitFreeBlockThreshold 0x78-0x84 (32-bit),
+/// NumberOfHeaps 0x88, MaximumNumberOfHeaps 0x8c, ProcessHeaps 0x90: a 32-bit pointer to an
+/// array of 32-bit heap handles. Its address is NtQueryInformationProcess's
+/// ProcessWow64Information (a ULONG_PTR).
+///
+/// TEB32: the header's `WOW64_GET_TEB32(teb64)` (from the SDK's wow64t.h) is the 64-bit TEB
+/// plus `ALIGN_UP_BY(sizeof(TEB), PAGE_SIZE)`; the x64 TEB is 0x1838 bytes on Windows 10 and
+/// 11, so the 32-bit TEB is 0x2000 past the 64-bit one. Checked at run time: NT_TIB32.Self
+/// (0x18) must point at the TEB32 itself, or its stack is not labelled. NT_TIB32 (winnt.h):
+/// ExceptionList 0, StackBase 4, StackLimit 8.
+#[cfg(target_pointer_width = "64")]
+mod layout32 {
+    pub const PEB_NUMBER_OF_HEAPS: u64 = 0x88;
+    pub const PEB_PROCESS_HEAPS: u64 = 0x90;
+    pub const TEB32_FROM_TEB64: u64 = 0x2000;
+    pub const TIB_STACK_BASE: u64 = 0x04;
+    pub const TIB_STACK_LIMIT: u64 = 0x08;
+    pub const TIB_SELF: u64 = 0x18;
+}
+
+/// A thread's stack as its TEB's NT_TIB gives it.
+struct TebStack {
+    tid: i32,
+    limit: u64,
+    /// The 64-bit (thunk) stack of a WOW64 thread, beside its 32-bit one.
+    wow64_native: bool,
+}
+
 /// A region as VirtualQueryEx reports it, with what the heaps and TEBs add.
 #[derive(Clone, Debug)]
 struct WinRegion {
@@ -94,6 +138,10 @@ struct WinRegion {
     heap: Option<usize>,
     /// The thread whose stack the allocation holds.
     stack_tid: Option<i32>,
+    /// In a WOW64 process: the heap is one of the 64-bit PEB's, not the program's 32-bit ones.
+    heap_wow64_native: bool,
+    /// In a WOW64 process: the stack is the thread's 64-bit (wow64 thunk) stack.
+    stack_wow64_native: bool,
 }
 
 /// A suspended thread: `stop` holds one per thread until `continue` or drop.
@@ -114,6 +162,27 @@ pub struct WinProcess {
     suspended: Vec<Suspended>,
     /// Hardware watchpoints, armed only while `watch_wait` runs (the `watch` module).
     watches: crate::target::debugreg::Watches,
+    /// The guest machine of a WOW64 process (IMAGE_FILE_MACHINE_I386, or _ARMNT on older ARM64
+    /// Windows); IMAGE_FILE_MACHINE_UNKNOWN for a process of the system's own bitness.
+    wow64: IMAGE_FILE_MACHINE,
+}
+
+/// The guest machine of a WOW64 process, IMAGE_FILE_MACHINE_UNKNOWN otherwise.
+fn wow64_machine(handle: HANDLE) -> IMAGE_FILE_MACHINE {
+    let (mut process, mut native) = (IMAGE_FILE_MACHINE_UNKNOWN, IMAGE_FILE_MACHINE_UNKNOWN);
+    // SAFETY: writes two USHORTs; `handle` has PROCESS_QUERY_INFORMATION.
+    if unsafe { IsWow64Process2(handle, &mut process, &mut native) } != 0 {
+        return process;
+    }
+    // IsWow64Process2 failed (it should not on Windows 10 and later): the older call only says
+    // whether the process is WOW64, which on an x64 system means x86.
+    let mut wow64 = 0;
+    // SAFETY: writes one BOOL; `handle` has PROCESS_QUERY_INFORMATION.
+    if unsafe { IsWow64Process(handle, &mut wow64) } != 0 && wow64 != 0 {
+        IMAGE_FILE_MACHINE_I386
+    } else {
+        IMAGE_FILE_MACHINE_UNKNOWN
+    }
 }
 
 fn last_error() -> std::io::Error {
@@ -145,11 +214,16 @@ impl WinProcess {
         // SAFETY: the buffer holds `len` UTF-16 units; the call writes at most that many.
         let ok = unsafe { QueryFullProcessImageNameW(handle, 0, name.as_mut_ptr(), &mut len) };
         let exe = (ok != 0).then(|| PathBuf::from(String::from_utf16_lossy(&name[..len as usize])));
+        let wow64 = wow64_machine(handle);
         Ok(WinProcess {
             info: TargetInfo {
                 pid,
                 exe,
-                arch: std::env::consts::ARCH,
+                arch: match wow64 {
+                    IMAGE_FILE_MACHINE_I386 => "x86",
+                    IMAGE_FILE_MACHINE_ARMNT => "arm",
+                    _ => std::env::consts::ARCH,
+                },
                 kind: TargetKind::Attached,
                 page_size: u64::from(si.dwPageSize),
                 // lpMaximumApplicationAddress is the last usable byte (0x7ffffffeffff on x64).
@@ -166,7 +240,34 @@ impl WinProcess {
             devices: dos_devices(),
             suspended: Vec::new(),
             watches: crate::target::debugreg::Watches::default(),
+            wow64,
         })
+    }
+
+    /// Whether the process is a 32-bit one under WOW64.
+    fn is_wow64(&self) -> bool {
+        self.wow64 != IMAGE_FILE_MACHINE_UNKNOWN
+    }
+
+    /// Whether the process is an x86 one under WOW64 on this x64 vmscope: its thread state is a
+    /// WOW64_CONTEXT.
+    fn is_wow64_x86(&self) -> bool {
+        cfg!(target_arch = "x86_64") && self.wow64 == IMAGE_FILE_MACHINE_I386
+    }
+
+    /// The registers of a suspended thread: the x86 WOW64_CONTEXT of a WOW64 thread, the native
+    /// CONTEXT otherwise.
+    fn registers_of(&self, tid: i32, handle: HANDLE) -> std::io::Result<crate::target::Registers> {
+        if self.is_wow64_x86() {
+            wow64_thread_registers(tid, handle)
+        } else if self.is_wow64() {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "reading the registers of a 32-bit ARM (WOW64) thread",
+            ))
+        } else {
+            thread_registers(tid, handle)
+        }
     }
 
     /// A `\Device\HarddiskVolumeN\...` path with its drive letter (`C:\...`) when a drive maps
@@ -229,6 +330,81 @@ impl WinProcess {
         (ok != 0 && got == PTR).then(|| usize::from_ne_bytes(b) as u64)
     }
 
+    /// Reads one 32-bit value of the target (a WOW64 process's pointers).
+    #[cfg(target_pointer_width = "64")]
+    fn read_u32(&self, addr: u64) -> Option<u32> {
+        let mut b = [0u8; 4];
+        let mut got = 0usize;
+        // SAFETY: ReadProcessMemory writes at most 4 bytes into `b`.
+        let ok = unsafe {
+            ReadProcessMemory(
+                self.handle,
+                addr as *const _,
+                b.as_mut_ptr().cast(),
+                4,
+                &mut got,
+            )
+        };
+        (ok != 0 && got == 4).then(|| u32::from_le_bytes(b))
+    }
+
+    /// A WOW64 process's 32-bit heaps (their handles), in ProcessHeaps order, from its 32-bit
+    /// PEB; empty for any other process.
+    #[cfg(target_pointer_width = "64")]
+    fn heaps32(&self) -> Vec<u64> {
+        if !self.is_wow64() {
+            return Vec::new();
+        }
+        let mut peb32 = 0usize;
+        let mut len = 0u32;
+        // SAFETY: ProcessWow64Information (26) writes one ULONG_PTR, the 32-bit PEB's address
+        // (0 for a process that is not WOW64), into `peb32`, of the size passed.
+        let status = unsafe {
+            NtQueryInformationProcess(
+                self.handle,
+                ProcessWow64Information,
+                (&mut peb32 as *mut usize).cast(),
+                std::mem::size_of::<usize>() as u32,
+                &mut len,
+            )
+        };
+        let peb = peb32 as u64;
+        if status < 0 || peb == 0 {
+            return Vec::new();
+        }
+        let count = self
+            .read_u32(peb + layout32::PEB_NUMBER_OF_HEAPS)
+            .unwrap_or(0);
+        let Some(array) = self.read_u32(peb + layout32::PEB_PROCESS_HEAPS) else {
+            return Vec::new();
+        };
+        (0..u64::from(count.min(4096)))
+            .map_while(|i| self.read_u32(u64::from(array) + i * 4).map(u64::from))
+            .collect()
+    }
+
+    #[cfg(not(target_pointer_width = "64"))]
+    fn heaps32(&self) -> Vec<u64> {
+        Vec::new()
+    }
+
+    /// The 32-bit stack's limit of a WOW64 thread whose 64-bit TEB is at `teb`.
+    #[cfg(target_pointer_width = "64")]
+    fn stack32_limit(&self, teb: u64) -> Option<u64> {
+        let teb32 = teb + layout32::TEB32_FROM_TEB64;
+        if self.read_u32(teb32 + layout32::TIB_SELF).map(u64::from) != Some(teb32) {
+            return None;
+        }
+        let base = self.read_u32(teb32 + layout32::TIB_STACK_BASE)?;
+        let limit = self.read_u32(teb32 + layout32::TIB_STACK_LIMIT)?;
+        (limit < base).then_some(u64::from(limit))
+    }
+
+    #[cfg(not(target_pointer_width = "64"))]
+    fn stack32_limit(&self, _teb: u64) -> Option<u64> {
+        None
+    }
+
     /// The process heaps' addresses (their handles), in ProcessHeaps order, from the PEB.
     fn heaps(&self) -> Vec<u64> {
         // SAFETY: plain data, filled by NtQueryInformationProcess.
@@ -259,8 +435,9 @@ impl WinProcess {
             .collect()
     }
 
-    /// Each thread's id with its stack's `(StackBase, StackLimit)` from its TEB's NT_TIB.
-    fn stacks(&self) -> Vec<(i32, u64, u64)> {
+    /// Each thread's stack from its TEB's NT_TIB; a WOW64 thread has two, the 32-bit one of its
+    /// 32-bit TEB and the 64-bit thunk one of its 64-bit TEB.
+    fn stacks(&self) -> Vec<TebStack> {
         let mut out = Vec::new();
         for tid in self.thread_ids().unwrap_or_default() {
             // SAFETY: plain call; returns a handle or null.
@@ -287,12 +464,24 @@ impl WinProcess {
             if status < 0 || teb == 0 {
                 continue;
             }
+            let wow64 = self.is_wow64();
+            if wow64 && let Some(limit) = self.stack32_limit(teb) {
+                out.push(TebStack {
+                    tid,
+                    limit,
+                    wow64_native: false,
+                });
+            }
             if let (Some(base), Some(limit)) = (
                 self.read_ptr(teb + layout::TIB_STACK_BASE),
                 self.read_ptr(teb + layout::TIB_STACK_LIMIT),
             ) && limit < base
             {
-                out.push((tid, base, limit));
+                out.push(TebStack {
+                    tid,
+                    limit,
+                    wow64_native: wow64,
+                });
             }
         }
         out
@@ -306,21 +495,30 @@ impl WinProcess {
                 .find(|w| w.region.start.get() <= addr && addr < w.region.end.get())
                 .map(|w| w.alloc_base)
         };
-        let mut heap_of: HashMap<u64, usize> = HashMap::new();
-        for (i, h) in self.heaps().into_iter().enumerate() {
-            if let Some(base) = alloc_of(regions, h) {
-                heap_of.entry(base).or_insert(i);
+        // A WOW64 process's own heaps are the 32-bit PEB's; its 64-bit PEB's are the wow64
+        // layer's (`wow64_native`). Other processes have only the latter, as their own.
+        let wow64 = self.is_wow64();
+        let mut heap_of: HashMap<u64, (usize, bool)> = HashMap::new();
+        for (native, heaps) in [(false, self.heaps32()), (wow64, self.heaps())] {
+            for (i, h) in heaps.into_iter().enumerate() {
+                if let Some(base) = alloc_of(regions, h) {
+                    heap_of.entry(base).or_insert((i, native));
+                }
             }
         }
-        let mut stack_of: HashMap<u64, i32> = HashMap::new();
-        for (tid, _base, limit) in self.stacks() {
-            if let Some(base) = alloc_of(regions, limit) {
-                stack_of.entry(base).or_insert(tid);
+        let mut stack_of: HashMap<u64, (i32, bool)> = HashMap::new();
+        for s in self.stacks() {
+            if let Some(base) = alloc_of(regions, s.limit) {
+                stack_of.entry(base).or_insert((s.tid, s.wow64_native));
             }
         }
         for w in regions.iter_mut().filter(|w| w.ty == mem::PRIVATE) {
-            w.heap = heap_of.get(&w.alloc_base).copied();
-            w.stack_tid = stack_of.get(&w.alloc_base).copied();
+            let heap = heap_of.get(&w.alloc_base).copied();
+            let stack = stack_of.get(&w.alloc_base).copied();
+            w.heap = heap.map(|(i, _)| i);
+            w.heap_wow64_native = heap.is_some_and(|(_, native)| native);
+            w.stack_tid = stack.map(|(tid, _)| tid);
+            w.stack_wow64_native = stack.is_some_and(|(_, native)| native);
         }
     }
 
@@ -458,6 +656,8 @@ impl WinProcess {
                     alloc_base,
                     heap: None,
                     stack_tid: None,
+                    heap_wow64_native: false,
+                    stack_wow64_native: false,
                 });
             }
             addr = end;
@@ -564,9 +764,13 @@ impl Target for WinProcess {
                 } else {
                     "Committed"
                 };
+                // Only a WOW64 process has a second (64-bit) heap list and thunk stacks.
+                let native = |n: bool| if n { " (64-bit wow64)" } else { "" };
                 let owner = match (w.stack_tid, w.heap) {
-                    (Some(tid), _) => format!(" Thread ID: {tid}"),
-                    (None, Some(id)) => format!(" Heap ID: {id}"),
+                    (Some(tid), _) => {
+                        format!(" Thread ID: {tid}{}", native(w.stack_wow64_native))
+                    }
+                    (None, Some(id)) => format!(" Heap ID: {id}{}", native(w.heap_wow64_native)),
                     _ => String::new(),
                 };
                 let sharing = crate::regions::kind::Sharing::of(&region);
@@ -626,14 +830,20 @@ impl Target for WinProcess {
                 // A suspended thread's sp and pc come from its context; a running one's are
                 // unknown.
                 let held = self.suspended.iter().find(|s| s.tid == tid);
-                let regs = held.and_then(|s| thread_registers(s.tid, s.handle).ok());
+                let regs = held.and_then(|s| self.registers_of(s.tid, s.handle).ok());
+                // A WOW64 thread's registers have the 32-bit names.
+                let reg = |name: &str, x86: &str| {
+                    regs.as_ref()
+                        .and_then(|r| r.get(name).or_else(|| r.get(x86)))
+                        .map(VirtAddr)
+                };
                 Thread {
                     tid,
                     name: String::new(),
                     state: if held.is_some() { 'T' } else { '?' },
                     syscall: None,
-                    sp: regs.as_ref().and_then(|r| r.get("sp")).map(VirtAddr),
-                    pc: regs.as_ref().and_then(|r| r.get("pc")).map(VirtAddr),
+                    sp: reg("sp", "esp"),
+                    pc: reg("pc", "eip"),
                 }
             })
             .collect())
@@ -678,9 +888,20 @@ impl Target for WinProcess {
             });
         };
         let (tid, handle) = (held.tid, held.handle);
-        thread_registers(tid, handle).map_err(|e| {
+        if self.is_wow64() && !self.is_wow64_x86() {
+            return Err(self.unsupported(
+                "the registers of a 32-bit ARM (WOW64) thread: only x86 WOW64 threads \
+                 (WOW64_CONTEXT) are read",
+            ));
+        }
+        let call = if self.is_wow64() {
+            "Wow64GetThreadContext"
+        } else {
+            "GetThreadContext"
+        };
+        self.registers_of(tid, handle).map_err(|e| {
             if self.alive() {
-                Error::io(format!("GetThreadContext of thread {tid}"), e)
+                Error::io(format!("{call} of thread {tid}"), e)
             } else {
                 Error::Exited {
                     pid: self.info.pid,
@@ -894,6 +1115,54 @@ fn thread_registers(tid: i32, handle: HANDLE) -> std::io::Result<crate::target::
     })
 }
 
+/// The x86 registers of a suspended WOW64 thread (WOW64_CONTEXT), under their 32-bit names.
+#[cfg(target_arch = "x86_64")]
+fn wow64_thread_registers(tid: i32, handle: HANDLE) -> std::io::Result<crate::target::Registers> {
+    use windows_sys::Win32::System::Diagnostics::Debug::{
+        WOW64_CONTEXT, WOW64_CONTEXT_CONTROL, WOW64_CONTEXT_INTEGER, WOW64_CONTEXT_SEGMENTS,
+        Wow64GetThreadContext,
+    };
+    // SAFETY: WOW64_CONTEXT is plain data; all zeros is a valid value.
+    let mut ctx: Box<WOW64_CONTEXT> = Box::new(unsafe { std::mem::zeroed() });
+    ctx.ContextFlags = WOW64_CONTEXT_CONTROL | WOW64_CONTEXT_INTEGER | WOW64_CONTEXT_SEGMENTS;
+    // SAFETY: `ctx` is a WOW64_CONTEXT (4-byte alignment is all it needs) with ContextFlags set;
+    // `handle` is a suspended thread opened with THREAD_GET_CONTEXT.
+    if unsafe { Wow64GetThreadContext(handle, &mut *ctx) } == 0 {
+        return Err(last_error());
+    }
+    let c = &*ctx;
+    Ok(crate::target::Registers {
+        tid,
+        values: vec![
+            ("eax", u64::from(c.Eax)),
+            ("ebx", u64::from(c.Ebx)),
+            ("ecx", u64::from(c.Ecx)),
+            ("edx", u64::from(c.Edx)),
+            ("esi", u64::from(c.Esi)),
+            ("edi", u64::from(c.Edi)),
+            ("ebp", u64::from(c.Ebp)),
+            ("esp", u64::from(c.Esp)),
+            ("eip", u64::from(c.Eip)),
+            ("eflags", u64::from(c.EFlags)),
+            ("cs", u64::from(c.SegCs)),
+            ("ss", u64::from(c.SegSs)),
+            ("ds", u64::from(c.SegDs)),
+            ("es", u64::from(c.SegEs)),
+            ("fs", u64::from(c.SegFs)),
+            ("gs", u64::from(c.SegGs)),
+        ],
+    })
+}
+
+/// WOW64_CONTEXT is read on x64 Windows only.
+#[cfg(not(target_arch = "x86_64"))]
+fn wow64_thread_registers(_tid: i32, _handle: HANDLE) -> std::io::Result<crate::target::Registers> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "reading WOW64 thread registers is implemented for x86_64 Windows only",
+    ))
+}
+
 /// Other architectures' CONTEXT layouts are not read yet.
 #[cfg(not(target_arch = "x86_64"))]
 fn thread_registers(_tid: i32, _handle: HANDLE) -> std::io::Result<crate::target::Registers> {
@@ -914,6 +1183,12 @@ fn thread_registers(_tid: i32, _handle: HANDLE) -> std::io::Result<crate::target
 /// (DBG_EXCEPTION_NOT_HANDLED), so its own first-chance handlers run. On every way out the
 /// registers of every thread are cleared, the events already queued are drained, and
 /// `DebugActiveProcessStop` detaches (kill-on-exit off, so the process runs on).
+///
+/// A 32-bit (WOW64) x86 process is watched the same way through its WOW64_CONTEXT
+/// (`Wow64GetThreadContext`/`Wow64SetThreadContext`, WOW64_CONTEXT_DEBUG_REGISTERS: Dr0–Dr3, Dr6,
+/// Dr7 as 32-bit values; watched addresses must lie below 4 GiB). A data breakpoint hit in its
+/// 32-bit code reaches a 64-bit debugger as STATUS_WX86_SINGLE_STEP rather than
+/// EXCEPTION_SINGLE_STEP, and Eip is the instruction after the access.
 #[cfg(target_arch = "x86_64")]
 mod watch {
     use super::{AlignedContext, WinProcess, last_error};
@@ -925,18 +1200,19 @@ mod watch {
     use std::time::{Duration, Instant};
     use windows_sys::Win32::Foundation::{
         CloseHandle, DBG_CONTINUE, DBG_EXCEPTION_NOT_HANDLED, EXCEPTION_BREAKPOINT,
-        EXCEPTION_SINGLE_STEP, HANDLE, NTSTATUS,
+        EXCEPTION_SINGLE_STEP, HANDLE, NTSTATUS, STATUS_WX86_SINGLE_STEP,
     };
     use windows_sys::Win32::System::Diagnostics::Debug::{
         CONTEXT_CONTROL_AMD64, CONTEXT_DEBUG_REGISTERS_AMD64, CREATE_PROCESS_DEBUG_EVENT,
         CREATE_THREAD_DEBUG_EVENT, ContinueDebugEvent, DEBUG_EVENT, DebugActiveProcess,
         DebugActiveProcessStop, DebugSetProcessKillOnExit, EXCEPTION_DEBUG_EVENT,
         EXIT_PROCESS_DEBUG_EVENT, EXIT_THREAD_DEBUG_EVENT, GetThreadContext, LOAD_DLL_DEBUG_EVENT,
-        SetThreadContext, WaitForDebugEvent,
+        SetThreadContext, WOW64_CONTEXT, WOW64_CONTEXT_CONTROL, WOW64_CONTEXT_DEBUG_REGISTERS,
+        WaitForDebugEvent, Wow64GetThreadContext, Wow64SetThreadContext,
     };
     use windows_sys::Win32::System::Threading::{
-        IsWow64Process, OpenThread, ResumeThread, SuspendThread, THREAD_GET_CONTEXT,
-        THREAD_QUERY_INFORMATION, THREAD_SET_CONTEXT, THREAD_SUSPEND_RESUME,
+        OpenThread, ResumeThread, SuspendThread, THREAD_GET_CONTEXT, THREAD_QUERY_INFORMATION,
+        THREAD_SET_CONTEXT, THREAD_SUSPEND_RESUME,
     };
 
     /// WaitForDebugEvent's answer when nothing happened within its timeout.
@@ -963,6 +1239,8 @@ mod watch {
         armed_reported: bool,
         attach_break_seen: bool,
         finished: bool,
+        /// A WOW64 (x86) process: its debug registers are in each thread's WOW64_CONTEXT.
+        wow64: bool,
     }
 
     impl Drop for Debuggee {
@@ -1018,7 +1296,78 @@ mod watch {
         Ok((dr6, rip))
     }
 
+    /// The WOW64_CONTEXT parts in `flags` of a frozen or suspended WOW64 thread.
+    fn wow64_context(handle: HANDLE, flags: u32) -> std::io::Result<Box<WOW64_CONTEXT>> {
+        // SAFETY: WOW64_CONTEXT is plain data; all zeros is a valid value.
+        let mut ctx: Box<WOW64_CONTEXT> = Box::new(unsafe { std::mem::zeroed() });
+        ctx.ContextFlags = flags;
+        // SAFETY: `ctx` is a WOW64_CONTEXT (4-byte alignment suffices) with ContextFlags set;
+        // `handle` has THREAD_GET_CONTEXT and its thread is not running.
+        if unsafe { Wow64GetThreadContext(handle, &mut *ctx) } == 0 {
+            return Err(last_error());
+        }
+        Ok(ctx)
+    }
+
+    /// `set_debug_registers` for a WOW64 thread: Dr0–Dr3, Dr6 and Dr7 of its WOW64_CONTEXT.
+    /// The slots' addresses are below 4 GiB (`wait` checks).
+    fn set_debug_registers32(handle: HANDLE, slots: &[Slot]) -> std::io::Result<()> {
+        let mut ctx = wow64_context(handle, WOW64_CONTEXT_DEBUG_REGISTERS)?;
+        let addr = |i: usize| slots.get(i).map_or(0, |s| s.addr as u32);
+        (ctx.Dr0, ctx.Dr1, ctx.Dr2, ctx.Dr3) = (addr(0), addr(1), addr(2), addr(3));
+        ctx.Dr6 = 0;
+        // Every Dr7 field (L/G enables, R/W and LEN per slot) is in its low 32 bits.
+        ctx.Dr7 = debugreg::x86::dr7(slots) as u32;
+        ctx.ContextFlags = WOW64_CONTEXT_DEBUG_REGISTERS;
+        // SAFETY: `ctx` is a valid WOW64_CONTEXT whose flags select the debug registers only;
+        // `handle` has THREAD_SET_CONTEXT and its thread is not running.
+        if unsafe { Wow64SetThreadContext(handle, &*ctx) } == 0 {
+            return Err(last_error());
+        }
+        Ok(())
+    }
+
+    /// `take_dr6` for a WOW64 thread: Dr6 and Eip of its WOW64_CONTEXT; Dr6 is cleared.
+    fn take_dr6_32(handle: HANDLE) -> std::io::Result<(u64, u64)> {
+        let mut ctx = wow64_context(
+            handle,
+            WOW64_CONTEXT_DEBUG_REGISTERS | WOW64_CONTEXT_CONTROL,
+        )?;
+        let (dr6, eip) = (u64::from(ctx.Dr6), u64::from(ctx.Eip));
+        ctx.Dr6 = 0;
+        ctx.ContextFlags = WOW64_CONTEXT_DEBUG_REGISTERS;
+        // SAFETY: as in `set_debug_registers32`; only the debug registers are written back.
+        if unsafe { Wow64SetThreadContext(handle, &*ctx) } == 0 {
+            return Err(last_error());
+        }
+        Ok((dr6, eip))
+    }
+
     impl Debuggee {
+        /// Programs the debug registers of one thread of this process with `slots`.
+        fn program(&self, handle: HANDLE, slots: &[Slot]) -> std::io::Result<()> {
+            if self.wow64 {
+                set_debug_registers32(handle, slots)
+            } else {
+                set_debug_registers(handle, slots)
+            }
+        }
+
+        /// Dr6 and the instruction pointer of a thread stopped at an exception; clears Dr6.
+        fn dr6(&self, handle: HANDLE) -> std::io::Result<(u64, u64)> {
+            if self.wow64 {
+                take_dr6_32(handle)
+            } else {
+                take_dr6(handle)
+            }
+        }
+
+        /// Whether `code` is the single-step exception a data breakpoint raises: a WOW64
+        /// process's 32-bit code raises STATUS_WX86_SINGLE_STEP.
+        fn is_single_step(&self, code: NTSTATUS) -> bool {
+            code == EXCEPTION_SINGLE_STEP || (self.wow64 && code == STATUS_WX86_SINGLE_STEP)
+        }
+
         /// Adds a thread from a CREATE_* event and arms it (the process is frozen).
         fn add_thread(&mut self, tid: u32, handle: HANDLE) -> Result<()> {
             if let Some(old) = self.threads.insert(
@@ -1036,7 +1385,7 @@ mod watch {
         }
 
         fn arm(&self, tid: u32, handle: HANDLE) -> Result<()> {
-            set_debug_registers(handle, &self.slots)
+            self.program(handle, &self.slots)
                 .map_err(|e| Error::io(format!("setting Dr0-Dr7 of thread {tid}"), e))
         }
 
@@ -1111,7 +1460,7 @@ mod watch {
                 // Without an event held the threads run: suspend each while it is written.
                 // SAFETY: handles with THREAD_SUSPEND_RESUME (events' handles have it too).
                 let suspended = !frozen && unsafe { SuspendThread(t.handle) } != u32::MAX;
-                let _ = set_debug_registers(t.handle, &[]);
+                let _ = self.program(t.handle, &[]);
                 if suspended {
                     // SAFETY: undoes our SuspendThread on the same handle.
                     unsafe { ResumeThread(t.handle) };
@@ -1132,9 +1481,9 @@ mod watch {
                     EXCEPTION_DEBUG_EVENT => {
                         // SAFETY: the union member the event code names.
                         let code = unsafe { ev.u.Exception.ExceptionRecord.ExceptionCode };
-                        let ours = code == EXCEPTION_SINGLE_STEP
+                        let ours = self.is_single_step(code)
                             && self.threads.get(&ev.dwThreadId).is_some_and(|t| {
-                                take_dr6(t.handle).is_ok_and(|(dr6, _)| {
+                                self.dr6(t.handle).is_ok_and(|(dr6, _)| {
                                     !debugreg::x86::fired(dr6, self.slots.len()).is_empty()
                                 })
                             });
@@ -1198,13 +1547,25 @@ mod watch {
         if !p.alive() {
             return Err(p.exited());
         }
-        let mut wow64 = 0;
-        // SAFETY: writes one BOOL; `p.handle` has PROCESS_QUERY_INFORMATION.
-        if unsafe { IsWow64Process(p.handle, &mut wow64) } != 0 && wow64 != 0 {
+        let wow64 = p.is_wow64();
+        if wow64 && !p.is_wow64_x86() {
             return Err(p.unsupported(
-                "hardware watchpoints in a 32-bit (WOW64) process: its debug registers live in \
-                 WOW64_CONTEXT, which this backend does not program",
+                "hardware watchpoints in a 32-bit ARM (WOW64) process: only x86 WOW64 threads \
+                 (WOW64_CONTEXT debug registers) are programmed",
             ));
+        }
+        if wow64
+            && let Some((_, slot)) = p
+                .watches
+                .slots()
+                .into_iter()
+                .find(|(_, s)| s.addr > u64::from(u32::MAX))
+        {
+            return Err(Error::usage(format!(
+                "watch at {:#x}: the process is 32-bit (WOW64) and its debug registers hold 32-bit \
+                 addresses; watch an address below 4 GiB",
+                slot.addr
+            )));
         }
         for (i, (addr, len)) in p.watches.ranges().into_iter().enumerate() {
             let mut buf = vec![0u8; len];
@@ -1240,6 +1601,7 @@ mod watch {
             armed_reported: false,
             attach_break_seen: false,
             finished: false,
+            wow64,
         };
         let mut count = HitCount::new(max_hits);
         let ended = run(p, &mut dbg, until, &mut count, on_event);
@@ -1352,7 +1714,7 @@ mod watch {
                         dbg.attach_break_seen = true;
                         report_armed(p, dbg, on_event)?;
                         DBG_CONTINUE
-                    } else if code == EXCEPTION_SINGLE_STEP {
+                    } else if dbg.is_single_step(code) {
                         on_single_step(p, dbg, tid, count, on_event)?
                     } else {
                         // The program's own exception: its handlers get it first.
@@ -1379,7 +1741,8 @@ mod watch {
         let Some(thread) = dbg.threads.get(&tid) else {
             return Ok(DBG_EXCEPTION_NOT_HANDLED);
         };
-        let (dr6, rip) = take_dr6(thread.handle)
+        let (dr6, rip) = dbg
+            .dr6(thread.handle)
             .map_err(|e| Error::io(format!("reading Dr6 of thread {tid}"), e))?;
         let fired = debugreg::x86::fired(dr6, dbg.slots.len());
         if fired.is_empty() {
