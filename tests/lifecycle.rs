@@ -319,3 +319,78 @@ fn the_demo_runs_the_tour_and_leaves_nothing_behind() {
         .any(|e| e.file_name().to_string_lossy() == format!("vmscope-demo-{target}.txt"));
     assert!(!leftovers, "the demo's file was left in the temp dir");
 }
+
+/// `vmscope -- PROG`: the first command sees the program with its libraries loaded (it ran to its
+/// entry point), running and no longer traced; the truth is the kernel's own map and status.
+#[test]
+fn a_launched_program_has_its_libraries_loaded_and_runs_untraced() {
+    for _ in 0..5 {
+        let out = vmscope(&[
+            "--batch",
+            "--json",
+            "-ex",
+            "regions --kind image",
+            "-ex",
+            "info",
+            "--",
+            "/bin/sleep",
+            "5",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let docs: Vec<serde_json::Value> = stdout(&out)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let pid = docs[1]["pid"].as_i64().unwrap();
+        let images: Vec<&str> = docs[0]["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["path"].as_str())
+            .collect();
+        assert!(
+            images.iter().any(|p| p.contains("/libc.so")),
+            "process {pid}: no libc among {images:?}"
+        );
+        assert!(
+            images.iter().any(|p| p.ends_with("/sleep")),
+            "process {pid}: {images:?}"
+        );
+        let state = docs[1]["state"].as_str().unwrap();
+        assert!(
+            state.starts_with('R') || state.starts_with('S'),
+            "process {pid} is {state}"
+        );
+    }
+}
+
+/// A launched program that cannot get to its entry point (the loader fails) is reported exited
+/// with its status, and vmscope does not hang.
+#[test]
+fn a_launched_program_that_exits_before_its_entry_point_is_reported() {
+    let dir = Scratch::new("launch-noentry");
+    // An ELF the loader refuses: an executable with a missing interpreter.
+    let bad = dir.0.join("noloader");
+    let mut elf = std::fs::read("/bin/true").unwrap();
+    // Point PT_INTERP's path at a file that does not exist by editing its first byte.
+    let at = elf
+        .windows(b"/lib64/ld-linux-x86-64.so.2".len())
+        .position(|w| w == b"/lib64/ld-linux-x86-64.so.2");
+    let Some(at) = at else {
+        eprintln!("SKIPPED: /bin/true has no x86_64 PT_INTERP to break");
+        return;
+    };
+    elf[at + 1] = b'X';
+    std::fs::write(&bad, &elf).unwrap();
+    std::fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let started = std::time::Instant::now();
+    let out = vmscope(&["--batch", "-ex", "info", "--", bad.to_str().unwrap()]);
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot start") || err.contains("exited"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}

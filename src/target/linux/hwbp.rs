@@ -34,6 +34,8 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 pub use crate::target::debugreg::{MAX_LEN, SLOTS, Slot, Watches, pieces};
+#[cfg(target_arch = "x86_64")]
+pub use arch::poke as poke_debug_register;
 
 /// `si_code` of a SIGTRAP raised by a perf event with `sigtrap` set.
 const TRAP_PERF: i32 = 6;
@@ -570,7 +572,8 @@ mod arch {
         (std::mem::offset_of!(libc::user, u_debugreg) + reg * 8) as u64
     }
 
-    fn poke(tid: i32, reg: usize, value: u64) -> Result<(), Errno> {
+    /// Writes debug register `reg` (0–7) of a stopped thread.
+    pub fn poke(tid: i32, reg: usize, value: u64) -> Result<(), Errno> {
         ptrace::write_user(
             Pid::from_raw(tid),
             offset(reg) as ptrace::AddressType,

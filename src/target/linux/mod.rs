@@ -3,6 +3,7 @@
 //! the target keeps running. ptrace is taken only for `stop` and registers, through [`ptrace`].
 
 pub mod hwbp;
+pub mod launch;
 pub mod maps;
 pub mod pagemap;
 pub mod perf;
@@ -21,7 +22,7 @@ use std::fs::File;
 use std::io::{ErrorKind, IoSliceMut};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Child;
 
 /// A live process on this machine.
 pub struct LinuxProcess {
@@ -85,14 +86,11 @@ impl LinuxProcess {
         Ok(p)
     }
 
-    /// Starts `program` with `args` (stdio inherited) and attaches to it. It is killed when the
+    /// Starts `program` with `args` (stdio inherited), runs it to its entry point so its libraries
+    /// are loaded ([`launch`]), and attaches to it. It is killed when the
     /// target is dropped, as gdb does with the programs it runs.
     pub fn launch(program: &Path, args: &[String]) -> Result<LinuxProcess> {
-        let child = Command::new(program)
-            .args(args)
-            .spawn()
-            .map_err(|e| Error::io(format!("cannot start {}", program.display()), e))?;
-        Self::adopt(child)
+        Self::adopt(launch::start(program, args)?)
     }
 
     /// Takes ownership of a child process started elsewhere (the demo target).
