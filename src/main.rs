@@ -87,7 +87,8 @@ struct Cli {
     #[command(subcommand)]
     mode: Option<Mode>,
 
-    /// Start PROG with ARGS and inspect it (it is killed when vmscope exits, as in gdb).
+    /// Start PROG with ARGS and inspect it: the first command sees it at its entry point with its
+    /// libraries loaded, running on (it is killed when vmscope exits, as in gdb).
     #[arg(last = true, value_name = "PROG [ARGS]")]
     program: Vec<String>,
 }
