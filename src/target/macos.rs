@@ -813,12 +813,8 @@ impl Target for MacProcess {
         self.watches.add(expression, addr, len, access, passive)
     }
 
-    fn watch_clear(&mut self, id: Option<u32>) -> Result<Vec<u32>> {
-        self.watches.clear(id)
-    }
-
-    fn watch_list(&mut self) -> Result<Vec<crate::target::WatchInfo>> {
-        Ok(self.watches.list())
+    fn watch_book(&mut self) -> Option<&mut crate::target::debugreg::Watches> {
+        Some(&mut self.watches)
     }
 
     /// The thread debug state and an EXC_BREAKPOINT port: see the `watch` module.

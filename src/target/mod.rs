@@ -337,14 +337,25 @@ pub trait Target {
         Err(self.unsupported("hardware watchpoints"))
     }
 
+    /// The watchpoints this target keeps, for a backend that has them: `watch_clear` and
+    /// `watch_list` work on it.
+    fn watch_book(&mut self) -> Option<&mut debugreg::Watches> {
+        None
+    }
+
     /// Removes watch `id`, or every watch; returns the ids removed.
     fn watch_clear(&mut self, id: Option<u32>) -> Result<Vec<u32>> {
-        let _ = id;
-        Err(self.unsupported("hardware watchpoints"))
+        match self.watch_book() {
+            Some(book) => book.clear(id),
+            None => Err(self.unsupported("hardware watchpoints")),
+        }
     }
 
     fn watch_list(&mut self) -> Result<Vec<WatchInfo>> {
-        Err(self.unsupported("hardware watchpoints"))
+        match self.watch_book() {
+            Some(book) => Ok(book.list()),
+            None => Err(self.unsupported("hardware watchpoints")),
+        }
     }
 
     /// Arms every watch on every thread (threads created meanwhile included), lets the target

@@ -1004,12 +1004,8 @@ impl Target for WinProcess {
         self.watches.add(expression, addr, len, access, passive)
     }
 
-    fn watch_clear(&mut self, id: Option<u32>) -> Result<Vec<u32>> {
-        self.watches.clear(id)
-    }
-
-    fn watch_list(&mut self) -> Result<Vec<crate::target::WatchInfo>> {
-        Ok(self.watches.list())
+    fn watch_book(&mut self) -> Option<&mut crate::target::debugreg::Watches> {
+        Some(&mut self.watches)
     }
 
     /// DebugActiveProcess and Dr0-Dr7 on every thread: see the `watch` module.

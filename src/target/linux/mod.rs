@@ -449,12 +449,8 @@ impl Target for LinuxProcess {
         self.watches.add(expression, addr, len, access, passive)
     }
 
-    fn watch_clear(&mut self, id: Option<u32>) -> Result<Vec<u32>> {
-        self.watches.clear(id)
-    }
-
-    fn watch_list(&mut self) -> Result<Vec<crate::target::WatchInfo>> {
-        Ok(self.watches.list())
+    fn watch_book(&mut self) -> Option<&mut crate::target::debugreg::Watches> {
+        Some(&mut self.watches)
     }
 
     fn watch_wait(
