@@ -4,6 +4,7 @@
 mod common;
 use common::*;
 use serde_json::Value;
+use std::io::{BufRead, BufReader};
 
 fn regions_json(pid: i32, args: &str) -> Value {
     let (docs, out) = json_batch(pid, &[&format!("regions {args}")]);
@@ -99,45 +100,69 @@ fn every_fact_is_classified_right() {
 fn totals_equal_smaps_rollup_and_rows_equal_maps_lines() {
     let f = Fixture::start("facts");
     f.wait_paused();
-    // The fixture is idle in pause(), but other processes starting or exiting flip shared
-    // library pages between shared and private: take the kernel's rollup before and after, and
-    // retry until nothing moved while vmscope read smaps.
+    // Pss divides each page by the number of page tables mapping it, and vmscope itself maps
+    // libc and ld.so: while it reads smaps, the fixture's share of those pages is smaller than
+    // with vmscope gone. So the kernel's rollup is read while the same vmscope session is alive
+    // (after one warm-up read has faulted in what `regions` runs on). Other processes (the
+    // parallel tests' fixtures) starting or exiting move Pss and the shared/private split too,
+    // and one can start and exit inside a single read: retry until a read matches. A wrong total
+    // fails every attempt; the last attempt's differences are shown.
+    let mut s = Piped::start(&["-p", &f.pid().to_string(), "--json"]);
+    let mut lines = BufReader::new(s.child.stdout.take().unwrap()).lines();
+    let mut regions_now = || -> serde_json::Value {
+        s.send("regions");
+        serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap()
+    };
+    regions_now();
     let read_rollup =
         || std::fs::read_to_string(format!("/proc/{}/smaps_rollup", f.pid())).unwrap();
-    let (doc, rollup) = (0..20)
-        .find_map(|_| {
-            let before = read_rollup();
-            let doc = regions_json(f.pid(), "");
-            (read_rollup() == before).then_some((doc, before))
-        })
-        .expect("smaps_rollup never held still for one regions read");
-    let field = |key: &str| -> u64 {
+    let field = |rollup: &str, key: &str| -> u64 {
         rollup
             .lines()
             .find_map(|l| l.strip_prefix(&format!("{key}:")))
             .map(|v| v.split_whitespace().next().unwrap().parse::<u64>().unwrap() * 1024)
             .unwrap_or_else(|| panic!("no {key} in smaps_rollup"))
     };
+    let differences = |doc: &serde_json::Value, rollup: &str| -> Vec<String> {
+        let t = &doc["totals"];
+        let mut out: Vec<String> = [
+            ("rss", "Rss"),
+            ("shared_clean", "Shared_Clean"),
+            ("shared_dirty", "Shared_Dirty"),
+            ("private_clean", "Private_Clean"),
+            ("private_dirty", "Private_Dirty"),
+            ("anonymous", "Anonymous"),
+            ("swap", "Swap"),
+            ("locked", "Locked"),
+        ]
+        .into_iter()
+        .filter(|(json, key)| t[*json].as_u64().unwrap() != field(rollup, key))
+        .map(|(json, key)| format!("{json} {} != {key} {}", t[json], field(rollup, key)))
+        .collect();
+        // Pss: rollup sums unrounded per-page shares; smaps rounds each region down to a kB.
+        let (pss, rolled) = (t["pss"].as_u64().unwrap(), field(rollup, "Pss"));
+        let regions = doc["regions"].as_array().unwrap().len() as u64;
+        if pss > rolled || rolled - pss > regions * 1024 {
+            out.push(format!("pss {pss} vs Pss {rolled} over {regions} regions"));
+        }
+        out
+    };
+    let mut last = Vec::new();
+    let doc = (0..20)
+        .find_map(|_| {
+            let before = read_rollup();
+            let doc = regions_now();
+            if read_rollup() != before {
+                last = vec!["smaps_rollup moved during the read".to_string()];
+                return None;
+            }
+            last = differences(&doc, &before);
+            last.is_empty().then_some(doc)
+        })
+        .unwrap_or_else(|| panic!("totals never matched smaps_rollup: {last:?}"));
+    s.finish();
     let t = &doc["totals"];
-    for (json, key) in [
-        ("rss", "Rss"),
-        ("shared_clean", "Shared_Clean"),
-        ("shared_dirty", "Shared_Dirty"),
-        ("private_clean", "Private_Clean"),
-        ("private_dirty", "Private_Dirty"),
-        ("anonymous", "Anonymous"),
-        ("swap", "Swap"),
-        ("locked", "Locked"),
-    ] {
-        assert_eq!(t[json].as_u64().unwrap(), field(key), "{json}");
-    }
-    // Pss: rollup sums unrounded per-page shares; smaps rounds each region down to a kB.
-    let pss = t["pss"].as_u64().unwrap();
     let regions = doc["regions"].as_array().unwrap().len() as u64;
-    assert!(
-        pss <= field("Pss") && field("Pss") - pss <= regions * 1024,
-        "pss {pss}"
-    );
     let maps = std::fs::read_to_string(format!("/proc/{}/maps", f.pid())).unwrap();
     assert_eq!(regions as usize, maps.lines().count());
     let sum: u64 = doc["summary"]
