@@ -232,10 +232,14 @@ pub fn start_target() -> Result<(Box<dyn crate::target::Target>, Facts)> {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
     }
     let exe = std::env::current_exe().map_err(|e| Error::io("finding vmscope's own path", e))?;
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .arg(TARGET_ARG)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(Stdio::piped());
+    // Its own process group, so Ctrl-C during a tour command does not kill the demo target.
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = command
         .spawn()
         .map_err(|e| Error::io("starting the demo target", e))?;
     let stdout = child.stdout.take().expect("piped stdout");

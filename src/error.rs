@@ -71,6 +71,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether this is Ctrl-C, also when it stopped a command file.
+    pub fn is_interrupted(&self) -> bool {
+        match self {
+            Error::Interrupted => true,
+            Error::Script { source, .. } => source.is_interrupted(),
+            _ => false,
+        }
+    }
+
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
             context: context.into(),

@@ -1,12 +1,16 @@
-//! Ctrl-C and fatal signals. While the REPL runs, SIGINT only sets a flag that long commands poll
-//! ([`check`]): it interrupts the command, never the REPL. Otherwise (batch mode, a pipe), and for
-//! SIGTERM and SIGHUP, vmscope lets go of its target (detach every traced thread, kill what it
-//! launched) and exits with 128 + the signal number.
+//! Ctrl-C and fatal signals. While the REPL runs, or is to follow (commands from `-ex`, `-x` and
+//! the demo's tour before it), SIGINT only sets flags: long commands poll one ([`check`]), so
+//! Ctrl-C interrupts the command, never the REPL; command files and `-ex` lists poll the other
+//! between commands ([`stop_requested`]), so Ctrl-C also ends the file, as in gdb. Otherwise (batch
+//! mode, a pipe), and for SIGTERM and SIGHUP, vmscope lets go of its target (detach every traced
+//! thread, kill what it launched) and exits with 128 + the signal number.
 
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Ctrl-C was pressed since the current command file or `-ex` list started: stop it.
+static STOP: AtomicBool = AtomicBool::new(false);
 static REPL_ACTIVE: AtomicBool = AtomicBool::new(false);
 
 /// Fails with [`Error::Interrupted`] once Ctrl-C was pressed during the current command.
@@ -32,7 +36,18 @@ impl Drop for CommandScope {
     }
 }
 
-/// While the REPL runs, SIGINT interrupts commands instead of ending vmscope.
+/// Whether Ctrl-C was pressed since [`clear_stop`]: a command file (and each file that sourced
+/// it) or an `-ex` list stops before its next command.
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
+/// Forgets a Ctrl-C pressed before a command file or `-ex` list starts.
+pub fn clear_stop() {
+    STOP.store(false, Ordering::SeqCst);
+}
+
+/// While the REPL runs (or is to follow), SIGINT interrupts commands instead of ending vmscope.
 pub fn set_repl_active(active: bool) {
     REPL_ACTIVE.store(active, Ordering::SeqCst);
 }
@@ -41,6 +56,7 @@ pub fn set_repl_active(active: bool) {
 extern "C" fn on_signal(sig: libc::c_int) {
     if sig == libc::SIGINT && REPL_ACTIVE.load(Ordering::SeqCst) {
         INTERRUPTED.store(true, Ordering::SeqCst);
+        STOP.store(true, Ordering::SeqCst);
         return;
     }
     crate::target::release_all_for_exit();
@@ -74,6 +90,7 @@ unsafe extern "system" fn on_console_event(event: u32) -> windows_sys::core::BOO
     use windows_sys::Win32::System::Console::CTRL_C_EVENT;
     if event == CTRL_C_EVENT && REPL_ACTIVE.load(Ordering::SeqCst) {
         INTERRUPTED.store(true, Ordering::SeqCst);
+        STOP.store(true, Ordering::SeqCst);
         return 1; // handled: keep running
     }
     crate::target::release_all_for_exit();

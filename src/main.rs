@@ -20,10 +20,15 @@ Examples:
 
 gdb-style spellings are accepted: -ex CMD, -batch.
 
+Ctrl-C ends the command running. Before a prompt it also stops the -ex/-x commands still to run
+(or the demo's tour) and the prompt follows; with --batch or commands from a pipe it ends vmscope
+(status 130), letting go of the target first.
+
 Exit status:
   0  every command succeeded
-  1  a command failed (or the target could not be opened)
-  2  usage error (bad command-line arguments)";
+  1  a command failed or was interrupted (or the target could not be opened)
+  2  usage error (bad command-line arguments)
+  128+N  ended by signal N (SIGINT, SIGTERM, SIGHUP), the target let go";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -88,7 +93,8 @@ struct Cli {
     mode: Option<Mode>,
 
     /// Start PROG with ARGS and inspect it: the first command sees it at its entry point with its
-    /// libraries loaded, running on (it is killed when vmscope exits, as in gdb).
+    /// libraries loaded, running on in its own process group, so Ctrl-C stops vmscope's command,
+    /// not it (it is killed when vmscope exits, as in gdb).
     #[arg(last = true, value_name = "PROG [ARGS]")]
     program: Vec<String>,
 }
@@ -181,6 +187,9 @@ fn run(cli: Cli, steps: Vec<Step>) -> anyhow::Result<bool> {
     };
     let mut session = Session::new(settings);
     let interactive = std::io::stdin().is_terminal();
+    // With a REPL to follow, Ctrl-C during the tour or the -ex/-x commands stops them and goes
+    // on to the prompt, as in gdb; without one it ends vmscope.
+    interrupt::set_repl_active(interactive && !cli.batch);
 
     if matches!(cli.mode, Some(Mode::Demo)) {
         let (target, facts) = demo::start_target()?;
@@ -221,6 +230,7 @@ fn run(cli: Cli, steps: Vec<Step>) -> anyhow::Result<bool> {
     }
 
     let mut ok = true;
+    interrupt::clear_stop();
     for step in &steps {
         if session.quit_requested {
             break;
@@ -234,6 +244,13 @@ fn run(cli: Cli, steps: Vec<Step>) -> anyhow::Result<bool> {
                     ok = false;
                 }
             },
+        }
+        if interrupt::stop_requested() {
+            if !std::ptr::eq(step, steps.last().unwrap_or(step)) {
+                eprintln!("vmscope: interrupted: the remaining commands were not run");
+            }
+            ok = false;
+            break;
         }
     }
     if cli.batch || session.quit_requested {

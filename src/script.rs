@@ -1,6 +1,6 @@
 //! Command files (`-x FILE`, `source FILE`) and `-ex` batches: one command per line, `#` comments
 //! and blank lines skipped. A file stops at its first error, reported as `FILE:LINE: message`,
-//! unless `--keep-going`.
+//! unless `--keep-going`; Ctrl-C stops it in any case.
 
 use crate::command::Session;
 use crate::error::{Error, Result};
@@ -24,6 +24,9 @@ pub fn run_text(session: &mut Session, origin: &str, text: &str, keep_going: boo
             "{origin}: command files nested more than {MAX_DEPTH} deep (does one source itself?)"
         )));
     }
+    if session.source_depth == 0 {
+        crate::interrupt::clear_stop();
+    }
     session.source_depth += 1;
     let result = run_lines(session, origin, text, keep_going);
     session.source_depth -= 1;
@@ -36,7 +39,17 @@ fn run_lines(session: &mut Session, origin: &str, text: &str, keep_going: bool) 
         if session.quit_requested {
             break;
         }
-        match session.execute(line) {
+        let result = session.execute(line);
+        // Ctrl-C during a command that finished anyway (it ends `faults` early) stops the file
+        // before its next line.
+        let result = match result {
+            Ok(out) if crate::interrupt::stop_requested() => {
+                session.printer.emit(session.settings, &out);
+                Err(Error::Interrupted)
+            }
+            other => other,
+        };
+        match result {
             Ok(out) => session.printer.emit(session.settings, &out),
             Err(e) => {
                 let located = match e {
@@ -47,7 +60,7 @@ fn run_lines(session: &mut Session, origin: &str, text: &str, keep_going: bool) 
                         source: Box::new(other),
                     },
                 };
-                if !keep_going {
+                if !keep_going || located.is_interrupted() {
                     return Err(located);
                 }
                 session.report(line, &located);

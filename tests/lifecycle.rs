@@ -320,6 +320,37 @@ fn the_demo_runs_the_tour_and_leaves_nothing_behind() {
     assert!(!leftovers, "the demo's file was left in the temp dir");
 }
 
+/// In a terminal, Ctrl-C during the tour stops the tour (not vmscope, not the demo target) and
+/// the REPL follows on the same target; the pid file of the info it answers is the truth.
+#[test]
+fn ctrl_c_during_the_tour_goes_on_to_the_repl() {
+    if !have_script() {
+        return;
+    }
+    let dir = Scratch::new("demo-ctrl-c");
+    let mut term = Terminal::run("demo", &dir);
+    term.keys("", 1500);
+    term.keys("\x03", 1000);
+    term.keys("info\n", 1500);
+    term.keys("quit\n", 0);
+    let out = term.finish().wait_with_output().unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{:?}\n{text}", out.status);
+    assert!(text.contains("interrupted"), "{text}");
+    assert!(!text.contains("The tour is over"), "{text}");
+    // The `info` typed at the prompt after the interrupted tour: the demo target, still running.
+    let Some((_, after)) = text.split_once("(vmscope)") else {
+        panic!("no prompt after the interrupted tour:\n{text}");
+    };
+    let state = after
+        .lines()
+        .find_map(|l| l.strip_prefix("state:"))
+        .unwrap_or_else(|| panic!("no info answered at the prompt:\n{text}"))
+        .trim();
+    assert!(state.starts_with('R') || state.starts_with('S'), "{state}");
+    assert!(after.contains("__demo-target"), "{after}");
+}
+
 /// `vmscope -- PROG`: the first command sees the program with its libraries loaded (it ran to its
 /// entry point), running and no longer traced; the truth is the kernel's own map and status.
 #[test]
@@ -362,6 +393,47 @@ fn a_launched_program_has_its_libraries_loaded_and_runs_untraced() {
             "process {pid} is {state}"
         );
     }
+}
+
+/// Ctrl-C at the REPL interrupts vmscope, not the program it launched (its own process group);
+/// `quit` then kills the program, as gdb does.
+#[test]
+fn ctrl_c_at_the_repl_does_not_reach_a_launched_program() {
+    if !have_script() {
+        return;
+    }
+    let dir = Scratch::new("launch-ctrl-c");
+    let pid_file = dir.0.join("pid");
+    let args = format!(
+        "-- /bin/sh -c 'echo $$ > {}; exec sleep 1000'",
+        pid_file.display()
+    );
+    let mut term = Terminal::run(&args, &dir);
+    let mut pid = None;
+    assert!(wait_until(10, || {
+        pid = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok());
+        pid.is_some()
+    }));
+    let pid = pid.unwrap();
+    // At the prompt the line editor reads Ctrl-C as a key; during a command the terminal is in
+    // cooked mode and Ctrl-C is SIGINT to the foreground process group.
+    term.keys("faults 20s\n", 700);
+    term.keys("\x03", 500);
+    let state = proc_state(pid);
+    assert!(
+        state == 'S' || state == 'R',
+        "after Ctrl-C the program is {state}"
+    );
+    term.keys("quit\n", 0);
+    let mut session = term.finish();
+    let status = session.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        wait_until(5, || !matches!(proc_state(pid), 'S' | 'R' | 'D' | 'T')),
+        "quit left the program running"
+    );
 }
 
 /// A launched program that cannot get to its entry point (the loader fails) is reported exited

@@ -44,3 +44,29 @@ fn a_session_in_a_terminal() {
     let history = std::fs::read_to_string(state.0.join("vmscope/history")).unwrap();
     assert!(history.contains("stop"), "{history}");
 }
+
+/// Ctrl-C during the `-ex` commands that come before the REPL stops them, as in gdb: the command
+/// running ends, the ones after it are not run, and the prompt follows on the same target.
+#[test]
+fn ctrl_c_during_ex_commands_goes_on_to_the_prompt() {
+    if !have_script() {
+        return;
+    }
+    let f = Fixture::start("facts");
+    f.wait_paused();
+    let state = Scratch::new("repl-ex-ctrl-c");
+    let args = format!("-p {} -ex 'faults 20s' -ex 'echo NOT-RUN'", f.pid());
+    let mut term = Terminal::run(&args, &state);
+    term.keys("", 1000);
+    term.keys("\x03", 700);
+    term.keys("echo AT-THE-PROMPT\r", 500);
+    term.keys("quit\r", 0);
+    let out = term.finish().wait_with_output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("page faults sampled"), "{text}");
+    assert!(text.contains("remaining commands were not run"), "{text}");
+    assert!(!text.contains("NOT-RUN"), "{text}");
+    assert!(text.contains("AT-THE-PROMPT"), "{text}");
+    assert_eq!(tracer_pid(f.pid()), Some(0), "left traced");
+}

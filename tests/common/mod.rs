@@ -351,7 +351,7 @@ pub fn have_script() -> bool {
     ok
 }
 
-/// The interactive vmscope attached to `pid`, in a real pseudo-terminal (`script` allocates it),
+/// The interactive vmscope (attached to a pid, or launching a program) in a real pseudo-terminal (`script` allocates it),
 /// its history kept under `state`; the test types keys into it.
 pub struct Terminal {
     pub child: Child,
@@ -360,9 +360,14 @@ pub struct Terminal {
 
 impl Terminal {
     pub fn start(pid: i32, state: &Scratch) -> Terminal {
+        Terminal::run(&format!("-p {pid}"), state)
+    }
+
+    /// The interactive vmscope with the arguments `args` (one shell-quoted string).
+    pub fn run(args: &str, state: &Scratch) -> Terminal {
         // `exec`: whatever shell `script` runs (dash when $SHELL is unset, as in CI) must not stay
         // between the terminal and vmscope, or Ctrl-C kills the shell and the session with it.
-        let cmd = format!("exec {VMSCOPE} -p {pid}");
+        let cmd = format!("exec {VMSCOPE} {args}");
         let mut child = Command::new("script")
             .args(["-qfec", &cmd, "/dev/null"])
             .env("XDG_STATE_HOME", &state.0)

@@ -23,6 +23,10 @@ const PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 pub fn start(program: &Path, args: &[String]) -> Result<Child> {
     let mut command = Command::new(program);
     command.args(args);
+    // Its own process group, as gdb gives its inferior: Ctrl-C at the REPL interrupts vmscope's
+    // command and does not kill the program. It is then a background job of the terminal: its
+    // output still shows, but reading the terminal stops it (SIGTTIN), as for `prog &`.
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
     #[cfg(target_arch = "x86_64")]
     {
         use std::os::unix::process::CommandExt;
