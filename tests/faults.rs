@@ -140,6 +140,17 @@ fn faults_land_in_the_touched_region_and_agree_with_the_fixture() {
         let at = hex(&p["page"]);
         assert!(region <= at && at < region + k * page, "{p}");
     }
+    // A page in the touched region is named by that region's kind and detail.
+    for p in d["top_pages"].as_array().unwrap() {
+        let at = hex(&p["page"]);
+        if region <= at && at < region + k * page {
+            assert_eq!(
+                (&p["kind"], &p["detail"]),
+                (&mine["kind"], &mine["detail"]),
+                "{p}"
+            );
+        }
+    }
     let code = &d["top_code"][0];
     let pc = hex(&code["pc"]);
     assert!(

@@ -100,6 +100,7 @@ pub struct RegionFaults {
 #[derive(Debug, Clone, Serialize)]
 pub struct PageFaults {
     pub page: VirtAddr,
+    pub kind: Option<Kind>,
     pub detail: String,
     pub minor: u64,
     pub major: u64,
@@ -344,6 +345,7 @@ pub fn run(session: &mut Session, inv: &Invocation<'_>) -> Result<Output> {
         .into_iter()
         .map(|(p, c)| PageFaults {
             page: VirtAddr(p),
+            kind: explained_at(&explained, p).map(|e| e.kind),
             detail: explained_at(&explained, p)
                 .map(|e| e.detail.clone())
                 .unwrap_or_else(|| "(unmapped since)".into()),

@@ -102,17 +102,18 @@ fn pages(f: &FaultsOut, style: Style, w: &mut dyn Write) -> io::Result<()> {
         w,
         "{}",
         style.heading(format!(
-            "{:<18} {:>7} {:>7}  REGION",
-            "TOP PAGES", "MINOR", "MAJOR"
+            "{:<18} {:>7} {:>7}  {:<7} REGION",
+            "TOP PAGES", "MINOR", "MAJOR", "KIND"
         ))
     )?;
     for p in &f.top_pages {
         writeln!(
             w,
-            "{} {:>7} {:>7}  {}",
+            "{} {:>7} {:>7}  {:<7} {}",
             style.addr(format!("{:<18}", p.page.to_string())),
             p.minor,
             p.major,
+            p.kind.map_or("-", |k| k.name()),
             escape_str(&p.detail)
         )?;
     }
