@@ -12,6 +12,7 @@ use crate::regions::classify::{self, Explained};
 use crate::regions::elf::ImagePart;
 use crate::regions::kind::Kind;
 use crate::regions::{Backing, Perms};
+use crate::target::UserSpace;
 use serde::Serialize;
 use std::borrow::Cow;
 
@@ -22,8 +23,6 @@ pub const SWITCHES: &[&str] = &["--all", "--bytes"];
 pub const MMAP_BANDS: usize = 20;
 /// Free gaps at least this big are never folded into a "more mappings" band.
 const KEEP_GAP: u64 = 1 << 30;
-/// The lowest address a process maps by default (vm.mmap_min_addr): below it, the NULL page(s).
-const NULL_END: u64 = 0x10000;
 
 /// What part of the textbook picture a band belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -359,6 +358,7 @@ fn user_bands(
     regions: &[&Explained],
     exe: Option<&str>,
     pid: i32,
+    user_start: u64,
     user_top: u64,
     all: bool,
 ) -> Vec<Band> {
@@ -368,7 +368,7 @@ fn user_bands(
         group: Group::Alone,
     };
     let first = regions.first().map_or(user_top, |e| e.region.start.get());
-    let null_end = NULL_END.min(first);
+    let null_end = user_start.min(first);
     if null_end > 0 {
         let mut b = band(0, null_end, Section::Null, "NULL page, never mapped");
         b.note = "unmapped on purpose: dereferencing a null pointer faults here".into();
@@ -537,30 +537,57 @@ fn name_free_bands(bands: &mut [Band]) {
     }
 }
 
-/// Builds the picture, top to bottom.
-pub fn build(explained: &[Explained], exe: Option<&str>, pid: i32, all: bool) -> (Vec<Band>, u64) {
-    const TOP_47: u64 = 1 << 47;
-    const TOP_56: u64 = 1 << 56;
-    let big = explained
+/// The top of the user half of the picture and the start of the kernel's: the OS's user space
+/// (its extended top once a mapping lies above the usual one) rounded up to a power of two, the
+/// reach of the page tables: 2^47 on x86_64 (Linux, Windows, macOS), 2^48 on Linux aarch64, 2^56
+/// with 5-level paging; raised to cover every mapping below the kernel's half (a WOW64 process's
+/// 64-bit DLLs lie above its 32-bit space). The kernel's half mirrors it at the top, where the
+/// 64-bit sign extension puts it. A 32-bit space (2^32 or less) has no kernel half in reach:
+/// `None`.
+fn halves(explained: &[Explained], space: UserSpace) -> (u64, Option<u64>) {
+    const KERNEL_HALF: u64 = 1 << 63;
+    let highest = explained
         .iter()
-        .any(|e| e.region.end.get() > TOP_47 && e.region.end.get() <= TOP_56);
-    let (user_top, kernel_start) = if big {
-        (TOP_56, 0xff00_0000_0000_0000)
-    } else {
-        (TOP_47, 0xffff_8000_0000_0000)
+        .map(|e| e.region.end.get())
+        .filter(|&end| end != 0 && end <= KERNEL_HALF)
+        .max()
+        .unwrap_or(0);
+    let end = match space.extended_end {
+        Some(ext) if highest > space.end.get() => ext.get(),
+        _ => space.end.get(),
     };
+    let top = end.max(highest).next_power_of_two();
+    (top, (top > 1 << 32).then(|| top.wrapping_neg()))
+}
+
+/// Builds the picture, top to bottom.
+pub fn build(
+    explained: &[Explained],
+    space: UserSpace,
+    exe: Option<&str>,
+    pid: i32,
+    all: bool,
+) -> (Vec<Band>, u64) {
+    let (user_top, kernel_start) = halves(explained, space);
+    let in_kernel = |e: &&Explained| kernel_start.is_some_and(|k| e.region.start.get() >= k);
     let (kernel, user): (Vec<&Explained>, Vec<&Explained>) = explained
         .iter()
-        .filter(|e| e.region.start.get() >= kernel_start || e.region.end.get() <= user_top)
-        .partition(|e| e.region.start.get() >= kernel_start);
-    let mut bands = user_bands(&user, exe, pid, user_top, all);
+        .filter(|e| in_kernel(e) || e.region.end.get() <= user_top)
+        .partition(in_kernel);
+    let mut bands = user_bands(&user, exe, pid, space.start.get(), user_top, all);
 
-    let mut hole = band(user_top, kernel_start, Section::Hole, "non-canonical hole");
-    hole.note = if big {
-        "not addresses at all: the CPU faults on them (57-bit virtual addresses)".into()
-    } else {
-        "not addresses at all: the CPU faults on them (48-bit virtual addresses)".into()
+    let Some(kernel_start) = kernel_start else {
+        let mut beyond = band(user_top, 0, Section::Hole, "beyond 32-bit addresses");
+        beyond.note = "out of reach: a 32-bit process addresses 4 GiB at most".into();
+        bands.push(beyond);
+        return finish(bands, exe, user_top);
     };
+    let mut hole = band(user_top, kernel_start, Section::Hole, "non-canonical hole");
+    hole.note = format!(
+        "not addresses at all: the CPU faults on them (only the lowest and highest 2^{} bytes are)",
+        user_top.trailing_zeros()
+    )
+    .into();
     bands.push(hole);
     let kernel_band = |start: u64, end: u64| {
         let mut b = band(start, end, Section::Kernel, "kernel space");
@@ -585,7 +612,12 @@ pub fn build(explained: &[Explained], exe: Option<&str>, pid: i32, all: bool) ->
         // The last band ends at the top of the 64-bit space (`end` 0 after wrapping).
         bands.push(kernel_band(cursor, 0));
     }
+    finish(bands, exe, user_top)
+}
 
+/// Turns the bands, built bottom to top, into the picture: top first, heights set, titles on
+/// the first band of the mmap area and of the program.
+fn finish(mut bands: Vec<Band>, exe: Option<&str>, user_top: u64) -> (Vec<Band>, u64) {
     bands.reverse();
     let mut last_section = None;
     for b in &mut bands {
@@ -645,7 +677,14 @@ pub fn run(session: &mut Session, inv: &Invocation<'_>) -> Result<Output> {
     let exe_name = exe_path
         .as_deref()
         .map(|p| basename(p.strip_suffix(" (deleted)").unwrap_or(p)).to_string());
-    let (mut bands, user_top) = build(&explained, exe_name.as_deref(), pid, flags.has("--all"));
+    let space = target.info().user_space;
+    let (mut bands, user_top) = build(
+        &explained,
+        space,
+        exe_name.as_deref(),
+        pid,
+        flags.has("--all"),
+    );
     place_marks(&mut bands, marks);
     Ok(Output::Layout(LayoutOut {
         pid,
@@ -663,6 +702,72 @@ pub fn run(session: &mut Session, inv: &Invocation<'_>) -> Result<Output> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn space(start: u64, end: u64, extended_end: Option<u64>) -> UserSpace {
+        UserSpace {
+            start: VirtAddr(start),
+            end: VirtAddr(end),
+            extended_end: extended_end.map(VirtAddr),
+        }
+    }
+
+    /// The halves for each OS's user space, with the values their headers and docs give.
+    #[test]
+    fn halves_follow_the_os_and_the_mappings() {
+        let low = [Explained::anonymous(0x40_0000, 0x40_1000)];
+        let vsyscall = Explained::anonymous(0xffff_ffff_ff60_0000, 0xffff_ffff_ff60_1000);
+        let linux = space(0x10000, 0x7fff_ffff_f000, Some(0xff_ffff_ffff_f000));
+        let with_gate = [low[0].clone(), vsyscall];
+        assert_eq!(
+            halves(&with_gate, linux),
+            (1 << 47, Some(0xffff_8000_0000_0000))
+        );
+        // Above 47 bits on a 5-level machine: 56-bit halves.
+        let high = [Explained::anonymous(0x1_0000_0000_0000, 0x1_0000_0000_1000)];
+        assert_eq!(halves(&high, linux), (1 << 56, Some(0xff00_0000_0000_0000)));
+        // Linux aarch64 (48-bit TTBR0/TTBR1 halves).
+        assert_eq!(
+            halves(&low, space(0x10000, 1 << 48, Some(1 << 52))),
+            (1 << 48, Some(0xffff_0000_0000_0000))
+        );
+        // Windows x64: lpMaximumApplicationAddress 0x7ffffffeffff; macOS arm64 and x86_64.
+        for end in [0x7fff_ffff_0000, 0x7fff_fe00_0000, 0x7fff_ffe0_0000] {
+            assert_eq!(
+                halves(&low, space(0x10000, end, None)),
+                (1 << 47, Some(0xffff_8000_0000_0000))
+            );
+        }
+        // A 32-bit space with nothing above it; and one with 64-bit DLLs above (WOW64).
+        let compat = space(0x10000, 0xffff_f000, None);
+        assert_eq!(halves(&low, compat), (1 << 32, None));
+        let wow64 = [Explained::anonymous(0x7ffe_0000_0000, 0x7ffe_0001_0000)];
+        assert_eq!(
+            halves(&wow64, compat),
+            (1 << 47, Some(0xffff_8000_0000_0000))
+        );
+    }
+
+    /// Every band of the picture follows the one above it without a gap, from the top of the
+    /// 64-bit space to 0, for a 64-bit and a 32-bit space.
+    #[test]
+    fn the_picture_covers_every_address_once() {
+        let map = [
+            Explained::anonymous(0x40_0000, 0x40_1000),
+            Explained::anonymous(0x7ffd_0000_0000, 0x7ffd_0002_1000),
+        ];
+        for (space, regions) in [
+            (space(0x10000, 0x7fff_ffff_f000, None), &map[..]),
+            (space(0x1000, 0xffff_f000, None), &map[..1]),
+        ] {
+            let (bands, _) = build(regions, space, None, 1, true);
+            assert_eq!(bands[0].last.get(), u64::MAX);
+            assert_eq!(bands.last().unwrap().start.get(), 0);
+            for pair in bands.windows(2) {
+                assert_eq!(pair[1].last.get().wrapping_add(1), pair[0].start.get());
+            }
+            assert_eq!(bands.last().unwrap().last.get() + 1, space.start.get());
+        }
+    }
 
     #[test]
     fn heights_grow_by_one_line_per_factor_of_256() {

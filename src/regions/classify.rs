@@ -26,6 +26,30 @@ pub struct Explained {
     pub part: Option<ImagePart>,
 }
 
+#[cfg(test)]
+impl Explained {
+    /// A private anonymous region with no usage, for unit tests of what is computed from maps.
+    pub(crate) fn anonymous(start: u64, end: u64) -> Explained {
+        Explained {
+            region: Region {
+                start: VirtAddr(start),
+                end: VirtAddr(end),
+                perms: super::Perms::default(),
+                offset: crate::addr::FileOffset(0),
+                dev: (0, 0),
+                inode: 0,
+                backing: Backing::Anonymous,
+                usage: None,
+            },
+            kind: Kind::Private,
+            detail: String::new(),
+            sharing: Sharing::Private,
+            tid: None,
+            part: None,
+        }
+    }
+}
+
 fn basename(path: &std::path::Path) -> String {
     path.file_name()
         .map_or_else(|| path.to_string_lossy(), |n| n.to_string_lossy())

@@ -133,28 +133,9 @@ fn empty(kind: Kind) -> KindSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::addr::FileOffset;
-    use crate::regions::kind::Sharing;
-    use crate::regions::{Backing, Perms, Region};
 
     fn at(start: u64, end: u64) -> Explained {
-        Explained {
-            region: Region {
-                start: VirtAddr(start),
-                end: VirtAddr(end),
-                perms: Perms::default(),
-                offset: FileOffset(0),
-                dev: (0, 0),
-                inode: 0,
-                backing: Backing::Anonymous,
-                usage: None,
-            },
-            kind: Kind::Private,
-            detail: String::new(),
-            sharing: Sharing::Private,
-            tid: None,
-            part: None,
-        }
+        Explained::anonymous(start, end)
     }
 
     fn spans(gaps: &[Gap]) -> Vec<(u64, u64)> {
