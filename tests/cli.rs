@@ -279,3 +279,38 @@ fn signal_sends_and_rejects_bad_input() {
     }
     assert_eq!(f.state(), 'S', "the fixture survived");
 }
+
+/// `signal` says what became of the signal, checked against the process itself: its handler's
+/// count, and its pending set in /proc/PID/status read here.
+#[test]
+fn signal_says_delivered_ignored_or_pending() {
+    let f = Fixture::start("signals");
+    f.wait_paused();
+    let pid = f.pid();
+    let hups = f.addr("hups");
+    let out = text_batch(pid, &["signal SIGHUP", "signal SIGUSR1", "signal SIGUSR2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!("sent SIGHUP to process {pid}: delivered"),
+            format!("sent SIGUSR1 to process {pid}: it ignores SIGUSR1"),
+            format!(
+                "sent SIGUSR2 to process {pid}: still pending (every thread blocks it, or the \
+                 process is stopped)"
+            ),
+        ]
+    );
+    // The handler ran once; SIGUSR2 (12) sits in the process's pending set.
+    let (docs, _) = json_batch(pid, &[&format!("x/1wd {hups:#x}")]);
+    assert_eq!(docs[0]["items"][0]["value"], 1, "{}", docs[0]);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let pending = status
+        .lines()
+        .find_map(|l| l.strip_prefix("ShdPnd:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap();
+    assert_eq!(pending, 1 << 11, "{status}");
+}

@@ -3,7 +3,7 @@
 use super::misc::{Message, no_args, parse_number};
 use super::{Invocation, Output, Session};
 use crate::error::Result;
-use crate::target::TargetKind;
+use crate::target::{SignalFate, TargetKind};
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]
@@ -83,8 +83,14 @@ pub fn run_signal(session: &mut Session, inv: &Invocation<'_>) -> Result<Output>
         }
         _ => return Err(inv.usage_error("signal needs a signal name and optionally a pid")),
     };
-    let target = session.target()?;
-    let to = pid.unwrap_or(target.info().pid);
-    let name = target.signal(signal, pid)?;
-    Ok(Message::output(format!("sent {name} to process {to}")))
+    let sent = session.target()?.signal(signal, pid)?;
+    let (name, to) = (sent.name, sent.pid);
+    Ok(Message::output(match sent.fate {
+        SignalFate::Delivered => format!("sent {name} to process {to}: delivered"),
+        SignalFate::Ignored => format!("sent {name} to process {to}: it ignores {name}"),
+        SignalFate::Pending => format!(
+            "sent {name} to process {to}: still pending (every thread blocks it, or the process \
+             is stopped)"
+        ),
+    }))
 }

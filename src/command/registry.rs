@@ -374,8 +374,12 @@ pub static COMMANDS: &[CommandSpec] = &[
         summary: "send a signal to the target or another process",
         usage: "signal SIGNAL [PID]",
         help: "Sends SIGNAL (SIGUSR1, USR1 or a number) to the target, or to PID (an expression: \
-               `signal SIGUSR1 $child_pid`). It is the one command that acts on a process rather \
-               than observing it; the demo uses it to make its child write to a shared page.",
+               `signal SIGUSR1 $child_pid`), then watches the process's pending signals (up to \
+               0.5 s) and says what became of it: delivered (a handler ran, or the default \
+               action), ignored, or still pending (blocked by every thread, or the process is \
+               stopped). So the next command sees what the handler did. It is the one command \
+               that acts on a process rather than observing it; the demo uses it to make its \
+               child write to a shared page.",
         words: &["SIGUSR1", "SIGUSR2", "SIGCONT", "SIGSTOP", "SIGTERM"],
         completion: Completion::Words,
         run: control::run_signal,

@@ -80,6 +80,28 @@ impl UserSpace {
     }
 }
 
+/// What `signal` did.
+#[derive(Clone, Debug, Serialize)]
+pub struct SignalSent {
+    /// The signal's canonical name (`SIGUSR1`).
+    pub name: &'static str,
+    pub pid: i32,
+    pub fate: SignalFate,
+}
+
+/// Where a sent signal was a moment later.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignalFate {
+    /// Taken off the pending set: a handler ran (or is running), or the default action was
+    /// taken (the process may have ended).
+    Delivered,
+    /// The process ignores it: the kernel dropped it.
+    Ignored,
+    /// Still pending after the wait: every thread blocks it, or the process is stopped.
+    Pending,
+}
+
 /// A thread of the target.
 #[derive(Clone, Debug, Serialize)]
 pub struct Thread {
@@ -311,9 +333,9 @@ pub trait Target {
         Err(self.unsupported("reading physical page flags"))
     }
 
-    /// Sends a signal (`SIGUSR1`, `USR1` or a number) to the target, or to `pid`; returns the
-    /// signal's canonical name.
-    fn signal(&mut self, signal: &str, pid: Option<i32>) -> Result<String> {
+    /// Sends a signal (`SIGUSR1`, `USR1` or a number) to the target, or to `pid`, and says what
+    /// became of it.
+    fn signal(&mut self, signal: &str, pid: Option<i32>) -> Result<SignalSent> {
         let _ = (signal, pid);
         Err(self.unsupported("sending signals"))
     }

@@ -395,7 +395,7 @@ impl Target for LinuxProcess {
         Ok(pagemap::frames(pfns))
     }
 
-    fn signal(&mut self, signal: &str, pid: Option<i32>) -> Result<String> {
+    fn signal(&mut self, signal: &str, pid: Option<i32>) -> Result<crate::target::SignalSent> {
         use nix::sys::signal::Signal;
         let upper = signal.to_ascii_uppercase();
         let sig = match upper.parse::<i32>() {
@@ -421,7 +421,11 @@ impl Target for LinuxProcess {
                 errno,
             },
         })?;
-        Ok(sig.as_str().to_string())
+        Ok(crate::target::SignalSent {
+            name: sig.as_str(),
+            pid,
+            fate: signal_fate(pid, sig as i32),
+        })
     }
 
     /// Resumes by detaching: a target left running must not stay traced, or the first signal
@@ -514,6 +518,35 @@ fn unreadable_reason(e: &std::io::Error) -> String {
 }
 
 /// "exit code 3" or "killed by SIGKILL".
+/// What became of signal `sig` just sent to `pid` with kill(2): watched in /proc/PID/status
+/// until it leaves the process's pending set, for up to [`SIGNAL_PATIENCE`], so that a command
+/// after `signal` sees what the handler did (the demo's copy-on-write step relies on it).
+fn signal_fate(pid: i32, sig: i32) -> crate::target::SignalFate {
+    use crate::target::SignalFate;
+    const SIGNAL_PATIENCE: std::time::Duration = std::time::Duration::from_millis(500);
+    let bit = 1u64 << (sig - 1);
+    let deadline = std::time::Instant::now() + SIGNAL_PATIENCE;
+    loop {
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            return SignalFate::Delivered; // gone: the signal ended it
+        };
+        if text.contains("\nState:\tZ") || text.contains("\nState:\tX") {
+            return SignalFate::Delivered; // it ended the process
+        }
+        let masks = procfs::parse_signal_masks(&text);
+        if masks.ignored & bit != 0 && masks.shared_pending & bit == 0 {
+            return SignalFate::Ignored;
+        }
+        if masks.shared_pending & bit == 0 {
+            return SignalFate::Delivered;
+        }
+        if std::time::Instant::now() >= deadline {
+            return SignalFate::Pending;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+}
+
 pub fn describe_status(status: std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     if let Some(code) = status.code() {

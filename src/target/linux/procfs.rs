@@ -33,6 +33,30 @@ pub fn parse_status(text: &str, facts: &mut ProcessFacts) {
     }
 }
 
+/// The signal masks of /proc/PID/status: pending for the whole process (ShdPnd, where `kill`
+/// puts a signal) and ignored (SigIgn). Bit N-1 is signal N.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SignalMasks {
+    pub shared_pending: u64,
+    pub ignored: u64,
+}
+
+pub fn parse_signal_masks(text: &str) -> SignalMasks {
+    let mut masks = SignalMasks::default();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = u64::from_str_radix(value.trim(), 16).unwrap_or(0);
+        match key {
+            "ShdPnd" => masks.shared_pending = value,
+            "SigIgn" => masks.ignored = value,
+            _ => {}
+        }
+    }
+    masks
+}
+
 /// The fields of /proc/PID/stat (or task/TID/stat) after the command name, which is wrapped in
 /// parentheses and may itself contain `)` and spaces: split at the last `)`.
 pub struct Stat<'a> {
@@ -145,6 +169,20 @@ pub fn syscall_name(_number: i64) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signal_masks_from_status() {
+        // As a process that ignores SIGINT (2) and SIGQUIT (3), with SIGUSR1 (10) pending.
+        let text = "SigQ:\t1/62844\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000200\n\
+                    SigBlk:\t0000000000000000\nSigIgn:\t0000000000000006\n";
+        assert_eq!(
+            parse_signal_masks(text),
+            SignalMasks {
+                shared_pending: 1 << 9,
+                ignored: 0b110,
+            }
+        );
+    }
 
     #[test]
     fn status_fields_in_bytes() {
