@@ -34,15 +34,19 @@ fn start_faults(pid: i32, command: &str, wrapper: Option<&std::path::Path>) -> C
         .expect("run vmscope")
 }
 
-/// Whether vmscope holds perf event fds (its sampling has started).
-fn perf_fds(vmscope: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{vmscope}/fd"))
-        .map(|d| {
-            d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-                .filter(|l| l.to_string_lossy().contains("perf_event"))
-                .count()
-        })
-        .unwrap_or(0)
+/// Waits until vmscope samples the faults of a one-thread fixture on every CPU: it has mapped a
+/// ring buffer for each event kind (minor and major) on each online CPU, and enables them all
+/// right after the last one (a moment's grace covers that). False after 20 s.
+fn wait_sampling(vmscope: u32) -> bool {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let buffers = || {
+        std::fs::read_to_string(format!("/proc/{vmscope}/maps"))
+            .map(|m| m.lines().filter(|l| l.contains("[perf_event]")).count())
+            .unwrap_or(0)
+    };
+    let ready = wait_until(20, || buffers() >= 2 * cpus);
+    std::thread::sleep(Duration::from_millis(100));
+    ready
 }
 
 /// The fixture's own measurement of round `n`: (minor faults, nanoseconds).
@@ -80,10 +84,7 @@ fn faults_land_in_the_touched_region_and_agree_with_the_fixture() {
     let (touch, touch_end) = (f.addr("touch"), f.addr("touch_end"));
     let child = start_faults(pid, "faults 3s", None);
     let me = child.id();
-    assert!(
-        wait_until(20, || perf_fds(me) >= 2),
-        "vmscope never opened its perf events"
-    );
+    assert!(wait_sampling(me), "vmscope never opened its perf events");
     send_signal(pid, libc::SIGUSR1);
     let (own_minflt, _) = round(&f, 1);
     let (docs, err, status) = finish(child);
@@ -187,7 +188,7 @@ fn text_output_shows_the_tables() {
         .spawn()
         .unwrap();
     let me = child.id();
-    assert!(wait_until(20, || perf_fds(me) >= 2));
+    assert!(wait_sampling(me), "vmscope never opened its perf events");
     send_signal(pid, libc::SIGUSR1);
     round(&f, 1);
     let out = child.wait_with_output().unwrap();
@@ -300,7 +301,7 @@ fn a_target_that_exits_midway_ends_the_run_with_what_was_seen() {
     let started = Instant::now();
     let child = start_faults(pid, "faults 20s", None);
     let me = child.id();
-    assert!(wait_until(20, || perf_fds(me) >= 2));
+    assert!(wait_sampling(me), "vmscope never opened its perf events");
     send_signal(pid, libc::SIGUSR1);
     round(&f, 1);
     f.kill();

@@ -174,7 +174,7 @@ fn online_cpus() -> Vec<usize> {
 
 impl Sampled {
     /// Opens `tags` events per thread and CPU on every thread of `pid`, again for threads born
-    /// meanwhile, until no thread lacks them. `sizes` are the ring-buffer sizes tried in turn
+    /// meanwhile, until no thread lacks them, then enables them all. `sizes` are the ring-buffer sizes tried in turn
     /// (the locked-memory limit, perf_event_mlock_kb, may refuse the larger).
     fn open(
         pid: i32,
@@ -256,6 +256,15 @@ impl Sampled {
                 out.threads += 1;
             }
         }
+        // The events are built disabled (`build` must say so) and start together here, with
+        // every ring buffer mapped: what happens before is in no count and no sample, instead
+        // of counted and then lost for want of a buffer, or missed on the CPUs not yet opened.
+        for s in &mut out.streams {
+            s.sampler.as_counter_mut().enable()?;
+        }
+        for (_, c) in &mut out.followers {
+            c.enable()?;
+        }
         Ok(out)
     }
 
@@ -310,7 +319,7 @@ impl PassiveBreakpoints {
                     .exclude_kernel(true)
                     .exclude_hv(true)
                     .wakeup_events(1)
-                    .enabled(true);
+                    .enabled(false);
                 b
             },
         )?;
@@ -466,7 +475,7 @@ fn open_fault_events(pid: i32, major_only: bool, with_kernel: bool) -> io::Resul
             .exclude_kernel(!with_kernel)
             .exclude_hv(true)
             .wakeup_watermark(size / 8)
-            .enabled(true);
+            .enabled(false);
         b
     })?;
     if major_only {
