@@ -185,6 +185,7 @@ fn totals_equal_smaps_rollup_and_rows_equal_maps_lines() {
 #[test]
 fn selection_by_address_kind_perm_and_pattern() {
     let f = Fixture::start("facts");
+    f.wait_paused();
     let heap = f.addr("heap");
     let doc = regions_json(f.pid(), &format!("{heap:#x} -A 1 -B 1"));
     let rows = doc["regions"].as_array().unwrap();
@@ -297,6 +298,12 @@ fn a_real_program_nobody_here_wrote() {
     )
     .unwrap();
     let pid = py.id() as i32;
+    // Right after `ready` the threads may still pass the interpreter lock around: a running
+    // thread shows no stack pointer, so its stack could not be found.
+    assert!(
+        wait_until(10, || threads_blocked(pid)),
+        "python never settled"
+    );
     let doc = regions_json(pid, "");
     let _ = py.kill();
     let _ = py.wait();

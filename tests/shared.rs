@@ -8,7 +8,6 @@ use common::*;
 use serde_json::Value;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::time::Duration;
 
 const PAGE: u64 = 4096;
 
@@ -204,12 +203,11 @@ fn a_target_that_exits_midway_is_reported() {
     let mut f = Fixture::start("pages");
     let g = Fixture::start("pages");
     let pid = f.pid();
-    let mut s = Piped::start(&["-p", &pid.to_string()]);
-    s.send(&format!("shared {}", g.pid()));
-    std::thread::sleep(Duration::from_millis(300));
+    let mut s = Conversation::start(&["-p", &pid.to_string()]);
+    s.ask(&format!("shared {}", g.pid()));
     f.kill_to_zombie();
     s.send(&format!("shared {}", g.pid()));
-    let out = s.finish();
+    let (text, out) = s.finish();
     let err = stderr(&out);
     assert_eq!(
         err.matches(&format!("process {pid} exited")).count(),
@@ -217,5 +215,5 @@ fn a_target_that_exits_midway_is_reported() {
         "{err}"
     );
     assert!(!err.contains("panicked"), "{err}");
-    assert!(stdout(&out).contains("pages shared"), "{}", stdout(&out));
+    assert!(text.contains("pages shared"), "{text}");
 }

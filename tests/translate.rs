@@ -11,7 +11,6 @@ use serde_json::Value;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::process::Command;
-use std::time::Duration;
 
 const PAGE: u64 = 4096;
 
@@ -642,14 +641,13 @@ fn a_target_that_exits_midway_is_reported() {
     let mut f = Fixture::start("pages");
     let pid = f.pid();
     let anon = f.addr("anon");
-    let mut s = Piped::start(&["-p", &pid.to_string()]);
-    s.send(&format!("translate {anon:#x}"));
-    std::thread::sleep(Duration::from_millis(300));
+    let mut s = Conversation::start(&["-p", &pid.to_string()]);
+    s.ask(&format!("translate {anon:#x}"));
     f.kill_to_zombie();
     s.send(&format!("translate {anon:#x}"));
     s.send(&format!("translate {anon:#x} 0x4000"));
     s.send("translate [heap]");
-    let out = s.finish();
+    let (text, out) = s.finish();
     let err = stderr(&out);
     assert_eq!(
         err.matches(&format!("process {pid} exited")).count(),
@@ -657,7 +655,7 @@ fn a_target_that_exits_midway_is_reported() {
         "{err}"
     );
     assert!(!err.contains("panicked"), "{err}");
-    assert!(stdout(&out).contains("present yes"), "{}", stdout(&out));
+    assert!(text.contains("present yes"), "{text}");
 }
 
 #[test]

@@ -143,8 +143,12 @@ fn runs_on_without_a_trap(f: &Fixture) {
     );
     act(f, libc::SIGUSR2);
     act(f, libc::SIGUSR1);
-    std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(f.state(), 'S', "the fixture should run on (no SIGTRAP)");
+    // A stray trap would leave it stopped (t) or dead (Z), never back asleep.
+    assert!(
+        wait_until(5, || f.state() == 'S'),
+        "the fixture should run on (no SIGTRAP), but it is {}",
+        f.state()
+    );
 }
 
 fn value(v: &Value) -> u64 {

@@ -489,36 +489,16 @@ fn bad_input_is_a_clear_error() {
 
 #[test]
 fn a_target_that_exits_midway_is_reported() {
-    use std::io::BufRead;
     let mut f = Fixture::start("facts");
     let pid = f.pid();
-    let mut s = Piped::start(&["-p", &pid.to_string()]);
-    let out = s.child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line.clone());
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    s.send("whatis answer");
-    s.send("echo first done");
+    let mut s = Conversation::start(&["-p", &pid.to_string()]);
     // The target dies once the first answer is out.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !rx
-        .recv_timeout(deadline - std::time::Instant::now())
-        .expect("the first answer")
-        .contains("first done")
-    {}
+    s.ask("whatis answer");
     f.kill();
     s.send("whatis answer");
     s.send("whatis 0x1000 answer");
     s.send("echo still here");
-    let out = s.finish();
-    let text = reader.join().unwrap();
+    let (text, out) = s.finish();
     let err = stderr(&out);
     assert!(text.contains("answer (size"), "{text}\n{err}");
     assert!(text.contains("still here"), "{text}\n{err}");

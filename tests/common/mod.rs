@@ -163,12 +163,21 @@ impl Fixture {
 
     /// Waits until the main thread is blocked in pause() (syscall 34 on x86_64), where the
     /// fixture sits once it has printed its facts.
+    /// Waits until every thread of the fixture is blocked in pause() (x86_64 syscall 34), so
+    /// each has a stack pointer to be found by.
     pub fn wait_paused(&self) {
-        let path = format!("/proc/{}/syscall", self.pid());
+        let tasks = format!("/proc/{}/task", self.pid());
+        let all_paused = || {
+            std::fs::read_dir(&tasks).is_ok_and(|d| {
+                d.filter_map(|e| e.ok()).all(|e| {
+                    std::fs::read_to_string(e.path().join("syscall"))
+                        .is_ok_and(|s| s.starts_with("34 "))
+                })
+            })
+        };
         assert!(
-            wait_until(5, || std::fs::read_to_string(&path)
-                .is_ok_and(|s| s.starts_with("34 "))),
-            "the fixture never reached pause()"
+            wait_until(10, all_paused),
+            "the fixture's threads never all reached pause()"
         );
     }
 
@@ -190,6 +199,17 @@ impl Drop for Fixture {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Whether every thread of `pid` is blocked in a system call (so each has a stack pointer to be
+/// found by): /proc/PID/task/TID/syscall says `running` for one that is not.
+pub fn threads_blocked(pid: i32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/task")).is_ok_and(|d| {
+        d.filter_map(|e| e.ok()).all(|e| {
+            std::fs::read_to_string(e.path().join("syscall"))
+                .is_ok_and(|s| !s.is_empty() && !s.starts_with("running"))
+        })
+    })
 }
 
 pub fn proc_state(pid: i32) -> char {
@@ -249,6 +269,67 @@ impl Piped {
     pub fn finish(mut self) -> Output {
         drop(self.child.stdin.take());
         self.child.wait_with_output().unwrap()
+    }
+}
+
+/// A piped session whose output is read as it comes, so the test can wait for an answer before
+/// it acts (kills the target, lets a program exit) instead of sleeping a guessed time.
+pub struct Conversation {
+    session: Piped,
+    lines: std::sync::mpsc::Receiver<String>,
+    reader: std::thread::JoinHandle<String>,
+}
+
+impl Conversation {
+    pub fn start(args: &[&str]) -> Conversation {
+        let mut session = Piped::start(args);
+        let out = session.child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line.clone());
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        Conversation {
+            session,
+            lines,
+            reader,
+        }
+    }
+
+    pub fn send(&mut self, line: &str) {
+        self.session.send(line);
+    }
+
+    /// vmscope's own pid.
+    pub fn id(&self) -> u32 {
+        self.session.child.id()
+    }
+
+    /// Sends `line`, then waits (up to 60 s) until everything it printed is out: an `echo`
+    /// after it marks the end.
+    pub fn ask(&mut self, line: &str) {
+        self.session.send(line);
+        self.session.send("echo --answered--");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains("--answered--") => return,
+                Ok(_) => {}
+                Err(e) => panic!("no answer to `{line}`: {e}"),
+            }
+        }
+    }
+
+    /// Closes the input; the whole stdout, and the rest (stderr, status).
+    pub fn finish(self) -> (String, Output) {
+        let out = self.session.finish();
+        (self.reader.join().unwrap(), out)
     }
 }
 
