@@ -322,11 +322,14 @@ fn ctrl_c_during_the_tour_goes_on_to_the_repl() {
     }
     let dir = Scratch::new("demo-ctrl-c");
     let mut term = Terminal::run("demo", &dir);
-    term.keys("", 1500);
-    term.keys("\x03", 1000);
-    term.keys("info\n", 1500);
+    term.expect("== 8. Page faults");
+    term.keys("\x03", 0);
+    term.prompt();
+    term.keys("info\n", 0);
+    term.expect("state:");
+    term.prompt();
     term.keys("quit\n", 0);
-    let out = term.finish().wait_with_output().unwrap();
+    let out = term.finish();
     let text = stdout(&out);
     assert!(out.status.success(), "{:?}\n{text}", out.status);
     assert!(text.contains("interrupted"), "{text}");
@@ -413,17 +416,20 @@ fn ctrl_c_at_the_repl_does_not_reach_a_launched_program() {
     let pid = pid.unwrap();
     // At the prompt the line editor reads Ctrl-C as a key; during a command the terminal is in
     // cooked mode and Ctrl-C is SIGINT to the foreground process group.
-    term.keys("faults 20s\n", 700);
-    term.keys("\x03", 500);
+    term.prompt();
+    term.keys("faults 20s\n", 0);
+    term.expect("[  1.0s]"); // sampling: the terminal is in cooked mode
+    term.keys("\x03", 0);
+    term.expect("page faults sampled"); // the interrupted run's report
+    term.prompt();
     let state = proc_state(pid);
     assert!(
-        state == 'S' || state == 'R',
+        !matches!(state, 't' | 'T' | 'Z' | 'X' | '?'),
         "after Ctrl-C the program is {state}"
     );
     term.keys("quit\n", 0);
-    let mut session = term.finish();
-    let status = session.wait().unwrap();
-    assert!(status.success(), "{status:?}");
+    let out = term.finish();
+    assert!(out.status.success(), "{:?}", out.status);
     assert!(
         wait_until(5, || !matches!(proc_state(pid), 'S' | 'R' | 'D' | 'T')),
         "quit left the program running"

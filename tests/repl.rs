@@ -13,17 +13,30 @@ fn a_session_in_a_terminal() {
     f.wait_paused();
     let state = Scratch::new("repl-state");
     let mut term = Terminal::start(f.pid(), &state);
-    let mut send = |keys: &str| term.keys(keys, 250);
-    send("thre\t"); // Tab completes the common prefix of thread/threads
-    send("s\r");
-    send("\x03"); // Ctrl-C at the prompt: a new prompt, not an exit
-    send("stop\r");
-    send(&format!("x/2gx {:#x}\r", f.addr("global_values")));
-    send("\r"); // repeats x: the next two units
-    send("whatis answ\t"); // Tab completes the fixture's symbol `answer`
-    send("\r");
-    send("\x04"); // Ctrl-D: detach and exit
-    let out = term.finish().wait_with_output().unwrap();
+    // Each line is typed at a prompt, and the next waits for its answer and the next prompt:
+    // keys typed while a command runs would meet a terminal in cooked mode.
+    term.prompt();
+    term.keys("thre\t", 250); // Tab completes the common prefix of thread/threads
+    term.keys("s\r", 0);
+    term.expect("worker-1");
+    term.prompt();
+    term.keys("\x03", 0); // Ctrl-C at the prompt: a new prompt, not an exit
+    term.prompt();
+    term.keys("stop\r", 0);
+    term.expect("stopped process");
+    term.prompt();
+    term.keys(&format!("x/2gx {:#x}\r", f.addr("global_values")), 0);
+    term.expect("0x1122334455667788");
+    term.prompt();
+    term.keys("\r", 0); // repeats x: the next two units
+    term.expect("0x000000000000002a");
+    term.prompt();
+    term.keys("whatis answ\t", 250); // Tab completes the fixture's symbol `answer`
+    term.keys("\r", 0);
+    term.expect("answer (size");
+    term.prompt();
+    term.keys("\x04", 0); // Ctrl-D: detach and exit
+    let out = term.finish();
     let text = stdout(&out);
     assert!(text.contains("(vmscope) "), "{text}");
     assert!(text.contains("worker-1"), "threads did not run:\n{text}");
@@ -57,11 +70,14 @@ fn ctrl_c_during_ex_commands_goes_on_to_the_prompt() {
     let state = Scratch::new("repl-ex-ctrl-c");
     let args = format!("-p {} -ex 'faults 20s' -ex 'echo NOT-RUN'", f.pid());
     let mut term = Terminal::run(&args, &state);
-    term.keys("", 1000);
-    term.keys("\x03", 700);
-    term.keys("echo AT-THE-PROMPT\r", 500);
+    term.expect("[  1.0s]"); // faults is sampling: its live line
+    term.keys("\x03", 0);
+    term.prompt();
+    term.keys("echo AT-THE-PROMPT\r", 0);
+    term.expect("AT-THE-PROMPT\r\n");
+    term.prompt();
     term.keys("quit\r", 0);
-    let out = term.finish().wait_with_output().unwrap();
+    let out = term.finish();
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("page faults sampled"), "{text}");

@@ -432,11 +432,16 @@ pub fn have_script() -> bool {
     ok
 }
 
-/// The interactive vmscope (attached to a pid, or launching a program) in a real pseudo-terminal (`script` allocates it),
-/// its history kept under `state`; the test types keys into it.
+/// The interactive vmscope (attached to a pid, or launching a program) in a real pseudo-terminal
+/// (`script` allocates it), its history kept under `state`; the test types keys into it and
+/// waits for what the screen shows before typing on.
 pub struct Terminal {
     pub child: Child,
     stdin: ChildStdin,
+    screen: std::sync::Arc<Mutex<Vec<u8>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    /// How far [`Terminal::expect`] has read the screen.
+    seen: usize,
 }
 
 impl Terminal {
@@ -460,7 +465,25 @@ impl Terminal {
             .spawn()
             .unwrap();
         let stdin = child.stdin.take().unwrap();
-        Terminal { child, stdin }
+        let mut out = child.stdout.take().unwrap();
+        let screen = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let sink = screen.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut out, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Terminal {
+            child,
+            stdin,
+            screen,
+            reader: Some(reader),
+            seen: 0,
+        }
     }
 
     /// Types `keys`, then gives vmscope `wait_ms` milliseconds to act on them.
@@ -470,8 +493,63 @@ impl Terminal {
         std::thread::sleep(Duration::from_millis(wait_ms));
     }
 
-    /// Closes the terminal's input and hands back the still running session.
-    pub fn finish(self) -> Child {
-        self.child
+    /// Waits (up to 30 s) until `text` appears on the screen after what earlier calls found.
+    pub fn expect(&mut self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            {
+                let screen = self.screen.lock().unwrap();
+                let shown = String::from_utf8_lossy(&screen[self.seen..]);
+                if let Some(at) = shown.find(text) {
+                    // `at` counts bytes of the lossy text: the same bytes unless the screen
+                    // held invalid UTF-8, when it is only an approximation, which is harmless.
+                    self.seen += at + text.len();
+                    return;
+                }
+                if Instant::now() >= deadline {
+                    panic!(
+                        "{text:?} never appeared; the screen so far:\n{}",
+                        String::from_utf8_lossy(&screen)
+                    );
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the REPL's prompt, ready for the next line.
+    pub fn prompt(&mut self) {
+        self.expect("(vmscope) ");
+    }
+
+    /// Closes the terminal's input, waits (up to 30 s) for the session to end and returns what
+    /// it showed.
+    pub fn finish(mut self) -> Output {
+        drop(self.stdin);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "the terminal session did not end; the screen:\n{}",
+                    String::from_utf8_lossy(&self.screen.lock().unwrap())
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        self.reader.take().unwrap().join().unwrap();
+        let mut stderr = Vec::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = std::io::Read::read_to_end(&mut e, &mut stderr);
+        }
+        let stdout = std::mem::take(&mut *self.screen.lock().unwrap());
+        Output {
+            status,
+            stdout,
+            stderr,
+        }
     }
 }
