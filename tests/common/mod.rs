@@ -166,17 +166,8 @@ impl Fixture {
     /// Waits until every thread of the fixture is blocked in pause() (x86_64 syscall 34), so
     /// each has a stack pointer to be found by.
     pub fn wait_paused(&self) {
-        let tasks = format!("/proc/{}/task", self.pid());
-        let all_paused = || {
-            std::fs::read_dir(&tasks).is_ok_and(|d| {
-                d.filter_map(|e| e.ok()).all(|e| {
-                    std::fs::read_to_string(e.path().join("syscall"))
-                        .is_ok_and(|s| s.starts_with("34 "))
-                })
-            })
-        };
         assert!(
-            wait_until(10, all_paused),
+            wait_until(10, || every_thread_in(self.pid(), |s| s.starts_with("34 "))),
             "the fixture's threads never all reached pause()"
         );
     }
@@ -204,11 +195,14 @@ impl Drop for Fixture {
 /// Whether every thread of `pid` is blocked in a system call (so each has a stack pointer to be
 /// found by): /proc/PID/task/TID/syscall says `running` for one that is not.
 pub fn threads_blocked(pid: i32) -> bool {
+    every_thread_in(pid, |s| !s.is_empty() && !s.starts_with("running"))
+}
+
+/// Whether /proc/PID/task/TID/syscall satisfies `is` for every thread of `pid`.
+fn every_thread_in(pid: i32, is: impl Fn(&str) -> bool) -> bool {
     std::fs::read_dir(format!("/proc/{pid}/task")).is_ok_and(|d| {
-        d.filter_map(|e| e.ok()).all(|e| {
-            std::fs::read_to_string(e.path().join("syscall"))
-                .is_ok_and(|s| !s.is_empty() && !s.starts_with("running"))
-        })
+        d.filter_map(|e| e.ok())
+            .all(|e| std::fs::read_to_string(e.path().join("syscall")).is_ok_and(|s| is(&s)))
     })
 }
 
