@@ -36,6 +36,7 @@ fn a_target_that_exits_midway_is_reported_and_the_session_survives() {
         "threads",
         &format!("x/gx {:#x}", f.addr("heap")),
         "stop",
+        "signal SIGCONT",
     ] {
         s.send(cmd);
     }
@@ -45,7 +46,7 @@ fn a_target_that_exits_midway_is_reported_and_the_session_survives() {
     let err = stderr(&out);
     assert_eq!(
         err.matches(&format!("process {pid} exited")).count(),
-        4,
+        5,
         "{err}"
     );
     assert!(!err.contains("panicked"), "{err}");

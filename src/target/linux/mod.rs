@@ -409,6 +409,10 @@ impl Target for LinuxProcess {
             ))
         })?;
         let pid = pid.unwrap_or(self.pid());
+        if pid == self.pid() {
+            // kill(2) succeeds on a zombie: it must say the process exited instead.
+            self.ensure_alive()?;
+        }
         nix::sys::signal::kill(Pid::from_raw(pid), sig).map_err(|errno| match errno {
             Errno::ESRCH if pid == self.pid() => self.exited(),
             Errno::ESRCH => Error::NoSuchProcess { pid },
