@@ -371,22 +371,28 @@ fn a_sigkilled_vmscope_leaves_no_trap_behind() {
 
 #[test]
 fn sigterm_and_sigint_disarm_before_exiting_on_both_backends() {
-    for &backend in BACKENDS {
-        for sig in [libc::SIGTERM, libc::SIGINT] {
-            let f = Fixture::start("watched");
-            let pid = f.pid();
-            let cmd = format!("watch {:#x}", f.addr("watched"));
-            let mut live = Live::start(pid, &[&cmd], Some(backend));
-            live.armed();
-            send_signal(pid, libc::SIGUSR2);
-            for _ in 0..5 {
-                live.next(20);
+    // The signal often lands while vmscope resumes the thread of the last hit, a window that
+    // once left the debug registers armed in one round of ten: eight rounds each.
+    for round in 0..8 {
+        for &backend in BACKENDS {
+            for sig in [libc::SIGTERM, libc::SIGINT] {
+                // Shown if this round fails.
+                println!("round {round}: backend {backend}, vmscope ended by signal {sig}");
+                let f = Fixture::start("watched");
+                let pid = f.pid();
+                let cmd = format!("watch {:#x}", f.addr("watched"));
+                let mut live = Live::start(pid, &[&cmd], Some(backend));
+                live.armed();
+                send_signal(pid, libc::SIGUSR2);
+                for _ in 0..5 {
+                    live.next(20);
+                }
+                // SAFETY: kill on the vmscope this test started.
+                unsafe { libc::kill(live.child.id() as i32, sig) };
+                let status = wait_child(&mut live.child, 10);
+                assert_eq!(status.code(), Some(128 + sig), "{backend}");
+                runs_on_without_a_trap(&f);
             }
-            // SAFETY: kill on the vmscope this test started.
-            unsafe { libc::kill(live.child.id() as i32, sig) };
-            let status = wait_child(&mut live.child, 10);
-            assert_eq!(status.code(), Some(128 + sig), "{backend}");
-            runs_on_without_a_trap(&f);
         }
     }
 }

@@ -38,9 +38,9 @@ pub use crate::target::debugreg::{MAX_LEN, SLOTS, Slot, Watches, pieces};
 pub use arch::poke as poke_debug_register;
 
 /// `si_code` of a SIGTRAP raised by a perf event with `sigtrap` set.
-const TRAP_PERF: i32 = 6;
+pub(super) const TRAP_PERF: i32 = 6;
 /// `si_code` of a SIGTRAP raised by a ptrace-set hardware breakpoint.
-const TRAP_HWBKPT: i32 = 4;
+pub(super) const TRAP_HWBKPT: i32 = 4;
 /// Tags `si_perf_data` so a SIGTRAP from our events is told from the program's own.
 const SIG_DATA_TAG: u64 = 0x766d_7363_6f70_6500; // "vmscope\0"
 
@@ -201,7 +201,6 @@ struct Armed {
     backend: Backend,
     /// perf-sigtrap: the breakpoint events, one per thread and slot.
     events: Option<perf::Breakpoints>,
-    pid: i32,
     /// Threads whose slots are set (debug registers), or whose events exist (perf).
     tids: HashSet<i32>,
     slots: Vec<Slot>,
@@ -214,7 +213,6 @@ impl Armed {
         let forced = std::env::var("VMSCOPE_WATCH_BACKEND").ok();
         let mut armed = Armed {
             backend: Backend::PerfSigtrap,
-            pid,
             events: None,
             tids: HashSet::new(),
             slots: plain.clone(),
@@ -297,7 +295,7 @@ impl Armed {
         // not left to die of a SIGTRAP once ptrace lets go.
         for tid in tracer.tids() {
             for _ in 0..4 {
-                if !sigtrap_pending(self.pid, tid) {
+                if !emergency::sigtrap_queued(tid) {
                     break;
                 }
                 if tracer.step_to_next_stop(tid).is_err() {
@@ -331,18 +329,6 @@ fn tracer_of(pid: i32) -> Option<i32> {
         .find_map(|l| l.strip_prefix("TracerPid:"))
         .and_then(|v| v.trim().parse().ok())
         .filter(|&t: &i32| t != 0)
-}
-
-/// Whether a SIGTRAP waits in `tid`'s private pending set (/proc's SigPnd).
-fn sigtrap_pending(pid: i32, tid: i32) -> bool {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")) else {
-        return false;
-    };
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("SigPnd:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .is_some_and(|mask| mask & (1 << (libc::SIGTRAP - 1)) != 0)
 }
 
 /// The first four words of a siginfo: signo/errno, code, then (for SIGTRAP) `si_addr` and

@@ -149,7 +149,6 @@ impl Tracer {
         if pending.is_some() {
             t.pending = pending;
         }
-        emergency::set_stopped(tid, true);
     }
 
     /// Stops again after a resume (new threads are seized too).
@@ -173,7 +172,6 @@ impl Tracer {
                 }
             }
             t.stopped = false;
-            emergency::set_stopped(tid, false);
         }
         Ok(())
     }
@@ -273,7 +271,6 @@ impl Tracer {
             t.stopped = false;
             t.pending = None;
         }
-        emergency::set_stopped(tid, false);
         Ok(())
     }
 
@@ -287,7 +284,6 @@ impl Tracer {
         if let Some(t) = self.threads.get_mut(&tid) {
             t.stopped = false;
         }
-        emergency::set_stopped(tid, false);
         Ok(())
     }
 
@@ -422,7 +418,6 @@ pub mod emergency {
 
     const SLOTS: usize = 1024;
     static TIDS: [AtomicI32; SLOTS] = [const { AtomicI32::new(0) }; SLOTS];
-    static STOPPED: [AtomicBool; SLOTS] = [const { AtomicBool::new(false) }; SLOTS];
     /// Threads whose debug registers hold a watch: cleared before they are let go.
     static ARMED: [AtomicBool; SLOTS] = [const { AtomicBool::new(false) }; SLOTS];
     /// perf event fds of armed watches: closed first, so no trap fires once ptrace is gone.
@@ -446,7 +441,6 @@ pub mod emergency {
                 .compare_exchange(tid, 0, Ordering::SeqCst, Ordering::SeqCst)
                 .is_ok()
             {
-                STOPPED[i].store(false, Ordering::SeqCst);
                 ARMED[i].store(false, Ordering::SeqCst);
             }
         }
@@ -486,14 +480,6 @@ pub mod emergency {
         }
     }
 
-    pub fn set_stopped(tid: i32, stopped: bool) {
-        for (i, slot) in TIDS.iter().enumerate() {
-            if slot.load(Ordering::SeqCst) == tid {
-                STOPPED[i].store(stopped, Ordering::SeqCst);
-            }
-        }
-    }
-
     /// Records a process vmscope started, to be killed if vmscope is.
     pub fn add_launched(pid: i32) {
         for slot in &LAUNCHED {
@@ -512,9 +498,8 @@ pub mod emergency {
         }
     }
 
-    /// Called from a fatal-signal handler: detach every traced thread (stopping a running one
-    /// first, as PTRACE_DETACH requires, with a bounded wait) and kill launched processes.
-    /// Only raw syscalls: async-signal-safe.
+    /// Called from a fatal-signal handler: detach every traced thread and kill launched
+    /// processes. Only raw syscalls: async-signal-safe.
     pub fn release_all() {
         // Breakpoint events first: once they are closed no new trap can be raised, so the
         // threads detached below cannot die of a SIGTRAP nobody intercepts.
@@ -527,32 +512,13 @@ pub mod emergency {
                 }
             }
         }
+        // One budget for every thread: one that never stops (a zombie leader) cannot hold
+        // vmscope's exit for long; the kernel detaches what is left when we exit.
+        let mut budget_ms = 2000;
         for (i, slot) in TIDS.iter().enumerate() {
             let tid = slot.swap(0, Ordering::SeqCst);
-            if tid == 0 {
-                continue;
-            }
-            // SAFETY: ptrace/waitpid/nanosleep are async-signal-safe syscalls on plain integers;
-            // a failure (thread gone, not stopped) only means the kernel detaches it at our exit.
-            unsafe {
-                if !STOPPED[i].load(Ordering::SeqCst) {
-                    libc::ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0);
-                    let mut status = 0;
-                    for _ in 0..100 {
-                        if libc::waitpid(tid, &mut status, libc::__WALL | libc::WNOHANG) != 0 {
-                            break;
-                        }
-                        let ts = libc::timespec {
-                            tv_sec: 0,
-                            tv_nsec: 1_000_000,
-                        };
-                        libc::nanosleep(&ts, std::ptr::null_mut());
-                    }
-                }
-                if ARMED[i].swap(false, Ordering::SeqCst) {
-                    super::super::hwbp::clear_raw(tid);
-                }
-                libc::ptrace(libc::PTRACE_DETACH, tid, 0, 0);
+            if tid != 0 {
+                release(tid, ARMED[i].swap(false, Ordering::SeqCst), &mut budget_ms);
             }
         }
         for slot in &LAUNCHED {
@@ -564,5 +530,97 @@ pub mod emergency {
                 }
             }
         }
+    }
+
+    /// Lets one traced thread go. What the main thread knows of it may be a moment old (the
+    /// signal can land between a `PTRACE_CONT` and its bookkeeping), so nothing is assumed: the
+    /// thread is interrupted (harmless when already stopped: detaching drops the trap), each
+    /// step is retried until the thread is seen stopped, its debug registers are cleared, a
+    /// SIGTRAP a watch raised just before is collected (it would kill the thread once untraced),
+    /// and the detach gives back a signal the thread was stopped to receive.
+    fn release(tid: i32, armed: bool, budget_ms: &mut u32) {
+        let mut collected = 0;
+        // SAFETY: ptrace, waitpid, kill and nanosleep on plain integers and stack buffers are
+        // async-signal-safe syscalls; each fails harmlessly for a thread gone or running.
+        unsafe {
+            libc::ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0);
+            loop {
+                // Reap whatever it reported, so no stale stop lingers after we let go.
+                let mut status = 0;
+                libc::waitpid(tid, &mut status, libc::__WALL | libc::WNOHANG);
+                let mut info: libc::siginfo_t = std::mem::zeroed();
+                let stopped = libc::ptrace(libc::PTRACE_GETSIGINFO, tid, 0, &mut info) == 0
+                    || errno() == libc::EINVAL; // a stop with no signal information
+                if !stopped {
+                    // Running still, or gone (a thread that exited is reaped above).
+                    if libc::kill(tid, 0) != 0 || *budget_ms == 0 {
+                        return;
+                    }
+                    *budget_ms -= 1;
+                    let ms = libc::timespec {
+                        tv_sec: 0,
+                        tv_nsec: 1_000_000,
+                    };
+                    libc::nanosleep(&ms, std::ptr::null_mut());
+                    continue;
+                }
+                if armed {
+                    super::super::hwbp::clear_raw(tid);
+                }
+                if collected < 4 && sigtrap_queued(tid) {
+                    // Let it take the SIGTRAP into a signal-delivery-stop, detached below
+                    // without it.
+                    collected += 1;
+                    libc::ptrace(libc::PTRACE_CONT, tid, 0, 0);
+                    continue;
+                }
+                libc::ptrace(libc::PTRACE_DETACH, tid, 0, signal_to_give_back(&info));
+                return;
+            }
+        }
+    }
+
+    fn errno() -> i32 {
+        std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+    }
+
+    /// The signal a stopped thread was about to receive, to deliver on detach: none for an event
+    /// stop (an interrupt, a clone, a group stop: `si_code` carries the event above bit 8) or
+    /// for a SIGTRAP raised by a watch.
+    fn signal_to_give_back(info: &libc::siginfo_t) -> libc::c_long {
+        use super::super::hwbp::{TRAP_HWBKPT, TRAP_PERF};
+        let event_stop = info.si_code > 0xff;
+        let ours =
+            info.si_signo == libc::SIGTRAP && matches!(info.si_code, TRAP_HWBKPT | TRAP_PERF);
+        if info.si_signo <= 0 || event_stop || ours {
+            0
+        } else {
+            info.si_signo as libc::c_long
+        }
+    }
+
+    /// Whether a SIGTRAP waits in the private signal queue of `tid`, which must be
+    /// ptrace-stopped (PTRACE_PEEKSIGINFO). A raw syscall: the fatal-signal handler uses it.
+    pub fn sigtrap_queued(tid: i32) -> bool {
+        // SAFETY: siginfo_t is plain data, valid when zeroed.
+        let mut queued: [libc::siginfo_t; 8] = unsafe { std::mem::zeroed() };
+        let args = libc::ptrace_peeksiginfo_args {
+            off: 0,
+            flags: 0,
+            nr: queued.len() as i32,
+        };
+        // SAFETY: the kernel writes at most `nr` siginfo records into `queued`.
+        let n = unsafe {
+            libc::ptrace(
+                libc::PTRACE_PEEKSIGINFO,
+                tid,
+                &args as *const libc::ptrace_peeksiginfo_args,
+                queued.as_mut_ptr(),
+            )
+        };
+        n > 0
+            && queued[..n as usize]
+                .iter()
+                .any(|i| i.si_signo == libc::SIGTRAP)
     }
 }
