@@ -167,16 +167,14 @@ fn registers_need_a_stopped_target() {
 fn kill_vmscope_while_stopped(signal: i32) -> (Fixture, std::process::ExitStatus) {
     let f = Fixture::start("facts");
     let pid = f.pid();
-    let mut s = Piped::start(&["-p", &pid.to_string()]);
-    s.send("stop");
-    assert!(
-        wait_until(10, || proc_state(pid) == 't'),
-        "target never stopped"
-    );
+    let mut s = Conversation::start(&["-p", &pid.to_string()]);
+    // Answered once every thread is stopped.
+    s.ask("stop");
+    assert_eq!(proc_state(pid), 't', "target not stopped");
     // SAFETY: kill on the pid of a child we started.
-    unsafe { libc::kill(s.child.id() as i32, signal) };
-    let status = s.child.wait().unwrap();
-    (f, status)
+    unsafe { libc::kill(s.id() as i32, signal) };
+    let (_, out) = s.finish();
+    (f, out.status)
 }
 
 #[test]
