@@ -592,8 +592,8 @@ mod arch {
         // SAFETY: PTRACE_POKEUSER with integer arguments is a plain, async-signal-safe syscall;
         // it fails harmlessly when the thread is gone or not stopped.
         unsafe {
-            let ok = libc::ptrace(libc::PTRACE_POKEUSER, tid, offset(7), 0) == 0;
-            libc::ptrace(libc::PTRACE_POKEUSER, tid, offset(6), 0);
+            let ok = super::emergency::raw(libc::PTRACE_POKEUSER, tid, offset(7) as usize, 0) == 0;
+            super::emergency::raw(libc::PTRACE_POKEUSER, tid, offset(6) as usize, 0);
             ok
         }
     }
@@ -650,11 +650,11 @@ mod arch {
         // SAFETY: PTRACE_SETREGSET reads iov_len bytes of `state` (a live repr(C) struct); the
         // kernel copies them and keeps no pointer. It is a plain async-signal-safe syscall.
         unsafe {
-            libc::ptrace(
+            super::emergency::raw(
                 libc::PTRACE_SETREGSET,
                 tid,
-                NT_ARM_HW_WATCH as libc::c_long,
-                &mut iov as *mut libc::iovec,
+                NT_ARM_HW_WATCH as usize,
+                &raw mut iov as usize,
             )
         }
     }

@@ -34,7 +34,7 @@ pub fn start(program: &Path, args: &[String]) -> Result<Child> {
         // which is async-signal-safe; it touches no memory of the parent's threads.
         unsafe {
             command.pre_exec(|| {
-                if libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) == -1 {
+                if super::ptrace::emergency::raw(libc::PTRACE_TRACEME, 0, 0, 0) == -1 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())

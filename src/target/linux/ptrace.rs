@@ -277,7 +277,7 @@ impl Tracer {
     /// Leaves a thread in its group stop (job control) but lets SIGCONT wake it: PTRACE_LISTEN.
     pub fn listen_one(&mut self, tid: i32) -> Result<()> {
         // SAFETY: PTRACE_LISTEN takes no pointers; it fails harmlessly for a vanished thread.
-        let r = unsafe { libc::ptrace(libc::PTRACE_LISTEN, tid, 0, 0) };
+        let r = unsafe { emergency::raw(libc::PTRACE_LISTEN, tid, 0, 0) };
         if r != 0 && Errno::last() != Errno::ESRCH {
             return self.resume_one(tid, None);
         }
@@ -424,6 +424,24 @@ pub mod emergency {
     static WATCH_FDS: [AtomicI32; 256] = [const { AtomicI32::new(-1) }; 256];
     static LAUNCHED: [AtomicI32; 8] = [const { AtomicI32::new(0) }; 8];
 
+    /// ptrace(2) with its address and data passed pointer-sized, as the variadic C call reads
+    /// them (a bare `0` would be a 32-bit int).
+    ///
+    /// # Safety
+    /// `addr` and `data` must be what `request` expects: integers, or pointers to memory the
+    /// kernel may read or write for it.
+    pub unsafe fn raw(request: libc::c_uint, tid: i32, addr: usize, data: usize) -> libc::c_long {
+        // SAFETY: the caller vouches for the arguments.
+        unsafe {
+            libc::ptrace(
+                request,
+                tid,
+                addr as *mut libc::c_void,
+                data as *mut libc::c_void,
+            )
+        }
+    }
+
     pub fn add(tid: i32) {
         for slot in &TIDS {
             if slot
@@ -543,13 +561,13 @@ pub mod emergency {
         // SAFETY: ptrace, waitpid, kill and nanosleep on plain integers and stack buffers are
         // async-signal-safe syscalls; each fails harmlessly for a thread gone or running.
         unsafe {
-            libc::ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0);
+            raw(libc::PTRACE_INTERRUPT, tid, 0, 0);
             loop {
                 // Reap whatever it reported, so no stale stop lingers after we let go.
                 let mut status = 0;
                 libc::waitpid(tid, &mut status, libc::__WALL | libc::WNOHANG);
                 let mut info: libc::siginfo_t = std::mem::zeroed();
-                let stopped = libc::ptrace(libc::PTRACE_GETSIGINFO, tid, 0, &mut info) == 0
+                let stopped = raw(libc::PTRACE_GETSIGINFO, tid, 0, &raw mut info as usize) == 0
                     || errno() == libc::EINVAL; // a stop with no signal information
                 if !stopped {
                     // Running still, or gone (a thread that exited is reaped above).
@@ -571,10 +589,10 @@ pub mod emergency {
                     // Let it take the SIGTRAP into a signal-delivery-stop, detached below
                     // without it.
                     collected += 1;
-                    libc::ptrace(libc::PTRACE_CONT, tid, 0, 0);
+                    raw(libc::PTRACE_CONT, tid, 0, 0);
                     continue;
                 }
-                libc::ptrace(libc::PTRACE_DETACH, tid, 0, signal_to_give_back(&info));
+                raw(libc::PTRACE_DETACH, tid, 0, signal_to_give_back(&info));
                 return;
             }
         }
@@ -587,7 +605,7 @@ pub mod emergency {
     /// The signal a stopped thread was about to receive, to deliver on detach: none for an event
     /// stop (an interrupt, a clone, a group stop: `si_code` carries the event above bit 8) or
     /// for a SIGTRAP raised by a watch.
-    fn signal_to_give_back(info: &libc::siginfo_t) -> libc::c_long {
+    fn signal_to_give_back(info: &libc::siginfo_t) -> usize {
         use super::super::hwbp::{TRAP_HWBKPT, TRAP_PERF};
         let event_stop = info.si_code > 0xff;
         let ours =
@@ -595,7 +613,7 @@ pub mod emergency {
         if info.si_signo <= 0 || event_stop || ours {
             0
         } else {
-            info.si_signo as libc::c_long
+            info.si_signo as usize
         }
     }
 
@@ -611,11 +629,11 @@ pub mod emergency {
         };
         // SAFETY: the kernel writes at most `nr` siginfo records into `queued`.
         let n = unsafe {
-            libc::ptrace(
+            raw(
                 libc::PTRACE_PEEKSIGINFO,
                 tid,
-                &args as *const libc::ptrace_peeksiginfo_args,
-                queued.as_mut_ptr(),
+                &raw const args as usize,
+                queued.as_mut_ptr() as usize,
             )
         };
         n > 0
