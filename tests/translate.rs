@@ -60,42 +60,45 @@ fn frames_match_a_plain_pagemap_read() {
     if !frames_visible("frames_match_a_plain_pagemap_read") {
         return;
     }
-    let f = Fixture::start("pages");
-    let pid = f.pid();
-    let anon = f.addr("anon");
-    let mut addrs: Vec<u64> = (0..64).map(|i| anon + i * PAGE + 0x123).collect();
-    addrs.extend((0..4).map(|i| f.addr("file") + i * PAGE));
-    addrs.extend((0..4).map(|i| f.addr("shm") + i * PAGE + 8));
-    addrs.extend((0..8).map(|i| f.addr("cow") + i * PAGE));
-    let cmds: Vec<String> = addrs.iter().map(|a| format!("translate {a:#x}")).collect();
-    let cmds: Vec<&str> = cmds.iter().map(String::as_str).collect();
-    let (docs, out) = json_batch(pid, &cmds);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(docs.len(), addrs.len());
-    let mut present = 0;
-    for (doc, &a) in docs.iter().zip(&addrs) {
-        let raw = pagemap(pid, a);
-        let p = page(doc);
-        assert_eq!(hex(&doc["address"]), a);
-        assert_eq!(hex(&p["page_base"]), a & !(PAGE - 1));
-        assert_eq!(p["offset"], a % PAGE);
-        assert_eq!(p["present"], raw >> 63 == 1, "{a:#x}");
-        assert_eq!(p["exclusive"], raw >> 56 & 1 == 1, "{a:#x}");
-        assert_eq!(p["file_shared"], raw >> 61 & 1 == 1, "{a:#x}");
-        assert_eq!(p["swapped"], raw >> 62 & 1 == 1, "{a:#x}");
-        if raw >> 63 == 1 {
-            present += 1;
-            assert_eq!(hex(&p["pfn"]), pfn_of(raw), "{a:#x}");
-            assert_eq!(hex(&p["paddr"]), pfn_of(raw) * PAGE + a % PAGE);
-            assert!(p["kpageflags"].is_array(), "{p}");
-            assert!(p["mapcount"].is_u64() || pfn_of(raw) != 0);
-        } else {
-            assert!(p["pfn"].is_null() && p["paddr"].is_null(), "{p}");
+    // Compares with pages the kernel may migrate between two reads: see `retried`.
+    retried(3, || {
+        let f = Fixture::start("pages");
+        let pid = f.pid();
+        let anon = f.addr("anon");
+        let mut addrs: Vec<u64> = (0..64).map(|i| anon + i * PAGE + 0x123).collect();
+        addrs.extend((0..4).map(|i| f.addr("file") + i * PAGE));
+        addrs.extend((0..4).map(|i| f.addr("shm") + i * PAGE + 8));
+        addrs.extend((0..8).map(|i| f.addr("cow") + i * PAGE));
+        let cmds: Vec<String> = addrs.iter().map(|a| format!("translate {a:#x}")).collect();
+        let cmds: Vec<&str> = cmds.iter().map(String::as_str).collect();
+        let (docs, out) = json_batch(pid, &cmds);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(docs.len(), addrs.len());
+        let mut present = 0;
+        for (doc, &a) in docs.iter().zip(&addrs) {
+            let raw = pagemap(pid, a);
+            let p = page(doc);
+            assert_eq!(hex(&doc["address"]), a);
+            assert_eq!(hex(&p["page_base"]), a & !(PAGE - 1));
+            assert_eq!(p["offset"], a % PAGE);
+            assert_eq!(p["present"], raw >> 63 == 1, "{a:#x}");
+            assert_eq!(p["exclusive"], raw >> 56 & 1 == 1, "{a:#x}");
+            assert_eq!(p["file_shared"], raw >> 61 & 1 == 1, "{a:#x}");
+            assert_eq!(p["swapped"], raw >> 62 & 1 == 1, "{a:#x}");
+            if raw >> 63 == 1 {
+                present += 1;
+                assert_eq!(hex(&p["pfn"]), pfn_of(raw), "{a:#x}");
+                assert_eq!(hex(&p["paddr"]), pfn_of(raw) * PAGE + a % PAGE);
+                assert!(p["kpageflags"].is_array(), "{p}");
+                assert!(p["mapcount"].is_u64() || pfn_of(raw) != 0);
+            } else {
+                assert!(p["pfn"].is_null() && p["paddr"].is_null(), "{p}");
+            }
+            assert_eq!(doc["pfn_visible"], true);
+            assert_eq!(p["page_size"], PAGE);
         }
-        assert_eq!(doc["pfn_visible"], true);
-        assert_eq!(p["page_size"], PAGE);
-    }
-    assert!(present >= 30, "only {present} present pages compared");
+        assert!(present >= 30, "only {present} present pages compared");
+    });
 }
 
 #[test]
@@ -180,81 +183,84 @@ fn a_range_is_folded_and_counted_like_smaps() {
     if !frames_visible("a_range_is_folded_and_counted_like_smaps") {
         return;
     }
-    let f = Fixture::start("pages");
-    let pid = f.pid();
-    let anon = f.addr("anon");
-    let (docs, out) = json_batch(
-        pid,
-        &[
-            &format!("translate --region {:#x}", anon + 5),
-            &format!("translate {anon:#x} 0x10000"),
-            "translate [heap]",
-            &format!("translate --region {anon:#x} --limit 2"),
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let whole = &docs[0];
-    let s = &whole["summary"];
-    assert_eq!(s["pages"], 64);
-    assert_eq!(s["present"], 17, "{s}");
-    assert_eq!(s["zero"], 1);
-    assert_eq!(s["not_present"], 47);
-    assert_eq!(s["swapped"], 0);
-    assert_eq!(s["unmapped"], 0);
-    assert_eq!(s["resident_bytes"], 16 * PAGE);
-    // Independent truth: the kernel's own accounting of the region.
-    assert_eq!(
-        smaps_field(pid, anon, "Rss") * 1024,
-        s["resident_bytes"].as_u64().unwrap()
-    );
-    assert_eq!(whole["method"], "pagemap_scan");
-    let runs = whole["runs"].as_array().unwrap();
-    let covered: u64 = runs.iter().map(|r| r["pages"].as_u64().unwrap()).sum();
-    assert_eq!(covered, 64, "the rows cover the region");
-    assert_eq!(whole["truncated"], false);
-    assert_eq!(runs.last().unwrap()["state"], "not present");
-    // Every present page's frame matches the plain read, and rows fold contiguous frames only.
-    for r in runs.iter().filter(|r| r["state"] == "present") {
-        let start = hex(&r["start"]);
-        let first = pfn_of(pagemap(pid, start));
-        assert_eq!(hex(&r["pfn"]), first);
-        for k in 0..r["pages"].as_u64().unwrap() {
-            assert_eq!(pfn_of(pagemap(pid, start + k * PAGE)), first + k, "{r}");
+    // Compares with pages the kernel may migrate between two reads: see `retried`.
+    retried(3, || {
+        let f = Fixture::start("pages");
+        let pid = f.pid();
+        let anon = f.addr("anon");
+        let (docs, out) = json_batch(
+            pid,
+            &[
+                &format!("translate --region {:#x}", anon + 5),
+                &format!("translate {anon:#x} 0x10000"),
+                "translate [heap]",
+                &format!("translate --region {anon:#x} --limit 2"),
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let whole = &docs[0];
+        let s = &whole["summary"];
+        assert_eq!(s["pages"], 64);
+        assert_eq!(s["present"], 17, "{s}");
+        assert_eq!(s["zero"], 1);
+        assert_eq!(s["not_present"], 47);
+        assert_eq!(s["swapped"], 0);
+        assert_eq!(s["unmapped"], 0);
+        assert_eq!(s["resident_bytes"], 16 * PAGE);
+        // Independent truth: the kernel's own accounting of the region.
+        assert_eq!(
+            smaps_field(pid, anon, "Rss") * 1024,
+            s["resident_bytes"].as_u64().unwrap()
+        );
+        assert_eq!(whole["method"], "pagemap_scan");
+        let runs = whole["runs"].as_array().unwrap();
+        let covered: u64 = runs.iter().map(|r| r["pages"].as_u64().unwrap()).sum();
+        assert_eq!(covered, 64, "the rows cover the region");
+        assert_eq!(whole["truncated"], false);
+        assert_eq!(runs.last().unwrap()["state"], "not present");
+        // Every present page's frame matches the plain read, and rows fold contiguous frames only.
+        for r in runs.iter().filter(|r| r["state"] == "present") {
+            let start = hex(&r["start"]);
+            let first = pfn_of(pagemap(pid, start));
+            assert_eq!(hex(&r["pfn"]), first);
+            for k in 0..r["pages"].as_u64().unwrap() {
+                assert_eq!(pfn_of(pagemap(pid, start + k * PAGE)), first + k, "{r}");
+            }
         }
-    }
-    assert_eq!(
-        whole["pages"].as_array().unwrap().len(),
-        17,
-        "populated pages listed"
-    );
+        assert_eq!(
+            whole["pages"].as_array().unwrap().len(),
+            17,
+            "populated pages listed"
+        );
 
-    let part = &docs[1]["summary"];
-    assert_eq!(
-        (part["pages"].as_u64(), part["present"].as_u64()),
-        (Some(16), Some(16))
-    );
+        let part = &docs[1]["summary"];
+        assert_eq!(
+            (part["pages"].as_u64(), part["present"].as_u64()),
+            (Some(16), Some(16))
+        );
 
-    let heap = &docs[2];
-    assert_eq!(heap["regions"][0]["kind"], "heap");
-    assert!(heap["summary"]["present"].as_u64().unwrap() >= 1);
+        let heap = &docs[2];
+        assert_eq!(heap["regions"][0]["kind"], "heap");
+        assert!(heap["summary"]["present"].as_u64().unwrap() >= 1);
 
-    let cut = &docs[3];
-    assert_eq!(cut["runs"].as_array().unwrap().len(), 2);
-    assert_eq!(cut["truncated"], true);
-    assert_eq!(cut["pages"].as_array().unwrap().len(), 2);
-    assert_eq!(
-        cut["summary"], whole["summary"],
-        "the counts cover the whole range"
-    );
+        let cut = &docs[3];
+        assert_eq!(cut["runs"].as_array().unwrap().len(), 2);
+        assert_eq!(cut["truncated"], true);
+        assert_eq!(cut["pages"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            cut["summary"], whole["summary"],
+            "the counts cover the whole range"
+        );
 
-    let out = text_batch(pid, &[&format!("translate --region {anon:#x}")]);
-    let text = stdout(&out);
-    assert!(
-        text.contains("summary: 64 pages mapped: 17 present (1 zero page"),
-        "{text}"
-    );
-    assert!(text.contains("not present"), "{text}");
-    assert!(text.contains("resident: 64K (65536 bytes)"), "{text}");
+        let out = text_batch(pid, &[&format!("translate --region {anon:#x}")]);
+        let text = stdout(&out);
+        assert!(
+            text.contains("summary: 64 pages mapped: 17 present (1 zero page"),
+            "{text}"
+        );
+        assert!(text.contains("not present"), "{text}");
+        assert!(text.contains("resident: 64K (65536 bytes)"), "{text}");
+    });
 }
 
 #[test]
@@ -364,41 +370,44 @@ fn huge_pages_and_guard_regions() {
     if !frames_visible("huge_pages_and_guard_regions") {
         return;
     }
-    let f = Fixture::start("pages");
-    let pid = f.pid();
-    if f.facts["thp_ok"] == true {
-        check_thp(&f);
-    } else {
-        eprintln!("SKIPPED: the kernel gave the fixture no transparent huge page");
-    }
-    if f.facts["guard_ok"] == true {
-        let g = f.addr("guard");
-        let (docs, out) = json_batch(
-            pid,
-            &[
-                &format!("translate {:#x}", g + PAGE),
-                &format!("translate {g:#x} 0x4000"),
-            ],
-        );
-        assert!(out.status.success(), "{}", stderr(&out));
-        let p = page(&docs[0]);
-        assert!(
-            p["guard"] == true && p["swapped"] == false && p["present"] == false,
-            "{p}"
-        );
-        assert!(docs[0]["meaning"].as_str().unwrap().starts_with("guard"));
-        let s = &docs[1]["summary"];
-        assert_eq!(
-            (s["guard"].as_u64(), s["swapped"].as_u64()),
-            (Some(1), Some(0))
-        );
-        assert_eq!(
-            (s["present"].as_u64(), s["not_present"].as_u64()),
-            (Some(1), Some(2))
-        );
-    } else {
-        eprintln!("SKIPPED: MADV_GUARD_INSTALL refused (a kernel before 6.15)");
-    }
+    // Compares with pages the kernel may migrate between two reads: see `retried`.
+    retried(3, || {
+        let f = Fixture::start("pages");
+        let pid = f.pid();
+        if f.facts["thp_ok"] == true {
+            check_thp(&f);
+        } else {
+            eprintln!("SKIPPED: the kernel gave the fixture no transparent huge page");
+        }
+        if f.facts["guard_ok"] == true {
+            let g = f.addr("guard");
+            let (docs, out) = json_batch(
+                pid,
+                &[
+                    &format!("translate {:#x}", g + PAGE),
+                    &format!("translate {g:#x} 0x4000"),
+                ],
+            );
+            assert!(out.status.success(), "{}", stderr(&out));
+            let p = page(&docs[0]);
+            assert!(
+                p["guard"] == true && p["swapped"] == false && p["present"] == false,
+                "{p}"
+            );
+            assert!(docs[0]["meaning"].as_str().unwrap().starts_with("guard"));
+            let s = &docs[1]["summary"];
+            assert_eq!(
+                (s["guard"].as_u64(), s["swapped"].as_u64()),
+                (Some(1), Some(0))
+            );
+            assert_eq!(
+                (s["present"].as_u64(), s["not_present"].as_u64()),
+                (Some(1), Some(2))
+            );
+        } else {
+            eprintln!("SKIPPED: MADV_GUARD_INSTALL refused (a kernel before 6.15)");
+        }
+    });
 }
 
 #[test]
@@ -406,48 +415,51 @@ fn copy_on_write_after_fork_then_diverged() {
     if !frames_visible("copy_on_write_after_fork_then_diverged") {
         return;
     }
-    let f = Fixture::start("pages");
-    let (pid, child) = (f.pid(), f.facts["child_pid"].as_i64().unwrap() as i32);
-    let cow = f.addr("cow");
-    let cmds = [
-        format!("translate {cow:#x}"),
-        format!("translate {cow:#x} --pid {child}"),
-        format!("translate {:#x} --pid {child}", cow + PAGE),
-    ];
-    let cmds: Vec<&str> = cmds.iter().map(String::as_str).collect();
-    let (before, out) = json_batch(pid, &cmds);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let (p, c) = (page(&before[0]), page(&before[1]));
-    assert_eq!(before[1]["pid"], child);
-    assert_eq!(p["pfn"], c["pfn"], "same virtual address, same frame");
-    assert_eq!(hex(&c["pfn"]), pfn_of(pagemap(child, cow)));
-    assert!(p["exclusive"] == false && c["exclusive"] == false);
-    assert_eq!(p["mapcount"], 2);
-    assert!(
-        before[0]["meaning"]
-            .as_str()
-            .unwrap()
-            .contains("copy-on-write")
-    );
+    // Compares with pages the kernel may migrate between two reads: see `retried`.
+    retried(3, || {
+        let f = Fixture::start("pages");
+        let (pid, child) = (f.pid(), f.facts["child_pid"].as_i64().unwrap() as i32);
+        let cow = f.addr("cow");
+        let cmds = [
+            format!("translate {cow:#x}"),
+            format!("translate {cow:#x} --pid {child}"),
+            format!("translate {:#x} --pid {child}", cow + PAGE),
+        ];
+        let cmds: Vec<&str> = cmds.iter().map(String::as_str).collect();
+        let (before, out) = json_batch(pid, &cmds);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let (p, c) = (page(&before[0]), page(&before[1]));
+        assert_eq!(before[1]["pid"], child);
+        assert_eq!(p["pfn"], c["pfn"], "same virtual address, same frame");
+        assert_eq!(hex(&c["pfn"]), pfn_of(pagemap(child, cow)));
+        assert!(p["exclusive"] == false && c["exclusive"] == false);
+        assert_eq!(p["mapcount"], 2);
+        assert!(
+            before[0]["meaning"]
+                .as_str()
+                .unwrap()
+                .contains("copy-on-write")
+        );
 
-    // SAFETY: kill sends SIGUSR1 to the fixture's child, which writes its page.
-    unsafe { libc::kill(child, libc::SIGUSR1) };
-    let flag = f.scratch.0.join("child-wrote");
-    assert!(wait_until(5, || flag.exists()), "the child never wrote");
-    let (after, out) = json_batch(pid, &cmds);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let (p, c) = (page(&after[0]), page(&after[1]));
-    assert_ne!(p["pfn"], c["pfn"], "same virtual address, different frames");
-    assert_eq!(hex(&c["pfn"]), pfn_of(pagemap(child, cow)));
-    assert_eq!(hex(&p["pfn"]), pfn_of(pagemap(pid, cow)));
-    assert_eq!(
-        (p["mapcount"].as_u64(), c["mapcount"].as_u64()),
-        (Some(1), Some(1))
-    );
-    assert!(c["exclusive"] == true);
-    // The page next to it was not written: still one frame for both.
-    assert_eq!(page(&after[2])["pfn"], page(&before[2])["pfn"]);
-    assert_eq!(page(&after[2])["mapcount"], 2);
+        // SAFETY: kill sends SIGUSR1 to the fixture's child, which writes its page.
+        unsafe { libc::kill(child, libc::SIGUSR1) };
+        let flag = f.scratch.0.join("child-wrote");
+        assert!(wait_until(5, || flag.exists()), "the child never wrote");
+        let (after, out) = json_batch(pid, &cmds);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let (p, c) = (page(&after[0]), page(&after[1]));
+        assert_ne!(p["pfn"], c["pfn"], "same virtual address, different frames");
+        assert_eq!(hex(&c["pfn"]), pfn_of(pagemap(child, cow)));
+        assert_eq!(hex(&p["pfn"]), pfn_of(pagemap(pid, cow)));
+        assert_eq!(
+            (p["mapcount"].as_u64(), c["mapcount"].as_u64()),
+            (Some(1), Some(1))
+        );
+        assert!(c["exclusive"] == true);
+        // The page next to it was not written: still one frame for both.
+        assert_eq!(page(&after[2])["pfn"], page(&before[2])["pfn"]);
+        assert_eq!(page(&after[2])["mapcount"], 2);
+    });
 }
 
 /// Swap enabled on a file in the scratch directory for the test's duration.

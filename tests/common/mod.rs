@@ -362,6 +362,21 @@ pub fn stderr(o: &Output) -> String {
 }
 
 /// Waits until `cond` holds, for up to `secs` seconds.
+/// Runs `body` (a test's comparison of vmscope's answer with a second, independent read of the
+/// kernel) until it passes, at most `attempts` times. For facts the kernel may change between the
+/// two reads behind both readers' backs: compaction migrating a page to another frame, khugepaged
+/// collapsing pages, another process mapping a shared page. A real disagreement fails every
+/// attempt, and the last one fails the test with its own message.
+pub fn retried(attempts: u32, body: impl Fn()) {
+    for attempt in 1..attempts {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(&body)) {
+            Ok(()) => return,
+            Err(_) => eprintln!("attempt {attempt} of {attempts} disagreed (above); trying again"),
+        }
+    }
+    body();
+}
+
 pub fn wait_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < deadline {
