@@ -371,8 +371,8 @@ fn a_sigkilled_vmscope_leaves_no_trap_behind() {
 
 #[test]
 fn sigterm_and_sigint_disarm_before_exiting_on_both_backends() {
-    // The signal often lands while vmscope resumes the thread of the last hit, a window that
-    // once left the debug registers armed in one round of ten: eight rounds each.
+    // The signal often lands while vmscope resumes the thread of the last hit, a window that once
+    // left the debug registers armed in about 6 of 100 rounds with SIGINT: eight rounds each.
     for round in 0..8 {
         for &backend in BACKENDS {
             for sig in [libc::SIGTERM, libc::SIGINT] {

@@ -361,7 +361,6 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Waits until `cond` holds, for up to `secs` seconds.
 /// Runs `body` (a test's comparison of vmscope's answer with a second, independent read of the
 /// kernel) until it passes, at most `attempts` times. For facts the kernel may change between the
 /// two reads behind both readers' backs: compaction migrating a page to another frame, khugepaged
@@ -377,6 +376,7 @@ pub fn retried(attempts: u32, body: impl Fn()) {
     body();
 }
 
+/// Waits until `cond` holds, for up to `secs` seconds.
 pub fn wait_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < deadline {
