@@ -161,8 +161,6 @@ impl Fixture {
         let _ = self.child.wait();
     }
 
-    /// Waits until the main thread is blocked in pause() (syscall 34 on x86_64), where the
-    /// fixture sits once it has printed its facts.
     /// Waits until every thread of the fixture is blocked in pause() (x86_64 syscall 34), so
     /// each has a stack pointer to be found by.
     pub fn wait_paused(&self) {
