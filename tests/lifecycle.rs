@@ -465,3 +465,50 @@ fn a_launched_program_that_exits_before_its_entry_point_is_reported() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// A process killed while `stop` waits for its threads: the leader's exit is reported only once
+/// every other thread is reaped, so vmscope must keep reaping them instead of waiting on the
+/// leader alone (it used to hang in half of these rounds, and held the target as an unreaped
+/// zombie while it did).
+#[test]
+fn a_target_killed_during_stop_never_hangs_vmscope() {
+    for round in 0..6u64 {
+        let mut f = Fixture::start("facts");
+        let pid = f.pid().to_string();
+        let mut args = vec!["-p", &pid, "--batch"];
+        // Over a second of work: the kill lands in the middle.
+        for _ in 0..3000 {
+            args.extend(["-ex", "stop", "-ex", "continue"]);
+        }
+        // stderr goes to a file: every command left fails with its own line, more than a pipe
+        // holds while nobody reads it.
+        let errors = f.scratch.0.join("stderr");
+        let mut v = Command::new(VMSCOPE)
+            .args(&args)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&errors).unwrap())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(10 + round * 25));
+        f.kill_to_zombie();
+        let mut status = None;
+        let finished = wait_until(20, || {
+            status = v.try_wait().unwrap();
+            status.is_some()
+        });
+        if !finished {
+            let _ = v.kill();
+        }
+        let status = v.wait().unwrap();
+        let errors = std::fs::read_to_string(&errors).unwrap();
+        let first = errors.lines().next().unwrap_or_default();
+        assert!(
+            finished,
+            "round {round}: vmscope hung after its target was killed"
+        );
+        assert_eq!(status.code(), Some(1), "round {round}: {first}");
+        assert!(first.contains("exited"), "round {round}: {first}");
+    }
+}

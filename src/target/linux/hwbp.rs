@@ -21,7 +21,7 @@
 
 use super::LinuxProcess;
 use super::perf;
-use super::ptrace::{Tracer, emergency};
+use super::ptrace::{SigchldWait, Tracer, emergency};
 use crate::addr::VirtAddr;
 use crate::error::{Error, Result};
 use crate::target::debugreg::{self, HitCount};
@@ -432,54 +432,6 @@ fn run_stopping(
                 return Ok("exited");
             }
             _ => {}
-        }
-    }
-}
-
-/// SIGCHLD blocked in this thread while a watch runs, so the wait for the next ptrace stop can
-/// sleep in `sigtimedwait` (a Ctrl-C handler interrupts it) instead of polling.
-struct SigchldWait {
-    was_blocked: bool,
-}
-
-impl SigchldWait {
-    fn block() -> SigchldWait {
-        use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
-        let mut set = SigSet::empty();
-        set.add(Signal::SIGCHLD);
-        let mut old = SigSet::empty();
-        let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old));
-        SigchldWait {
-            was_blocked: old.contains(Signal::SIGCHLD),
-        }
-    }
-
-    /// Sleeps until a SIGCHLD (a child stopped or exited), a handled signal, or `timeout`.
-    fn wait(timeout: Duration) {
-        // SAFETY: sigset_t is plain data; all zeros is a valid (empty) value, set up below.
-        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-        let ts = libc::timespec {
-            tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
-            tv_nsec: timeout.subsec_nanos() as libc::c_long,
-        };
-        // SAFETY: sigemptyset/sigaddset initialize a sigset_t we own; sigtimedwait only reads
-        // it and the timespec, and writes no siginfo (null).
-        unsafe {
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGCHLD);
-            libc::sigtimedwait(&set, std::ptr::null_mut(), &ts);
-        }
-    }
-}
-
-impl Drop for SigchldWait {
-    fn drop(&mut self) {
-        use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
-        if !self.was_blocked {
-            // A SIGCHLD left pending is discarded on unblocking (its default is to ignore).
-            let mut set = SigSet::empty();
-            set.add(Signal::SIGCHLD);
-            let _ = pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
         }
     }
 }

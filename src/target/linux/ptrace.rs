@@ -12,6 +12,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
+use std::time::Duration;
 
 #[derive(Debug, Default)]
 struct ThreadState {
@@ -66,7 +67,9 @@ impl Tracer {
                             emergency::add(tid);
                             new = true;
                         }
-                        Err(Errno::ESRCH) => continue, // the thread exited meanwhile
+                        // The thread exited meanwhile (a zombie cannot be seized: EPERM).
+                        Err(Errno::ESRCH) => continue,
+                        Err(Errno::EPERM) if exited(thread_state(self.pid, tid)) => continue,
                         // A thread born under PTRACE_O_TRACECLONE is ours already; its parent's
                         // clone event has not been collected yet.
                         Err(Errno::EPERM) if traced_by_us(self.pid, tid) => {
@@ -95,14 +98,14 @@ impl Tracer {
             for &tid in &running {
                 let _ = ptrace::interrupt(Pid::from_raw(tid));
             }
-            for tid in running {
-                self.wait_stop(tid)?;
-            }
+            self.wait_stops(&running)?;
             if !new {
                 break;
             }
         }
-        if !self.threads.contains_key(&self.pid) {
+        // Every thread exited. (A leader that called pthread_exit is a zombie while the other
+        // threads run on: that process has not exited.)
+        if self.threads.is_empty() {
             return Err(Error::Exited {
                 pid: self.pid,
                 status: None,
@@ -111,36 +114,79 @@ impl Tracer {
         Ok(())
     }
 
-    /// Waits for `tid` to reach a stop; a thread that exits instead is forgotten.
-    fn wait_stop(&mut self, tid: i32) -> Result<()> {
+    /// Waits until each of `wanted` has stopped, or exited (then it is forgotten). Every traced
+    /// thread is polled, not just the wanted ones one after another: a thread-group leader that
+    /// has exited is reported only once every other thread is reaped, so a blocking wait for it
+    /// alone never returns when the whole process is killed meanwhile (its siblings' exits wait
+    /// for us).
+    fn wait_stops(&mut self, wanted: &[i32]) -> Result<()> {
+        let _sigchld = SigchldWait::block();
         loop {
-            match waitpid(Pid::from_raw(tid), Some(WaitPidFlag::__WALL)) {
-                Ok(WaitStatus::PtraceEvent(_, _, event)) => {
-                    self.adopt_clone(tid, event);
-                    self.mark_stopped(tid, None);
+            let mut progressed = false;
+            for tid in self.tids() {
+                progressed |= self.collect(tid, true)?.is_some();
+            }
+            let waiting: Vec<i32> = wanted
+                .iter()
+                .copied()
+                .filter(|tid| self.threads.get(tid).is_some_and(|t| !t.stopped))
+                .collect();
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            if !progressed {
+                // A leader that called pthread_exit stays a zombie, unreaped, while the other
+                // threads run on: it never stops, and runs no code either.
+                if waiting.iter().all(|&tid| {
+                    let state = thread_state(self.pid, tid);
+                    state.is_none() || exited(state)
+                }) {
                     return Ok(());
                 }
-                Ok(WaitStatus::Stopped(_, sig)) => {
-                    // A signal-delivery-stop: hold the signal and give it back on resume.
-                    let pending = (sig != Signal::SIGTRAP && sig != Signal::SIGSTOP).then_some(sig);
-                    self.mark_stopped(tid, pending);
-                    return Ok(());
-                }
-                Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) | Err(Errno::ECHILD) => {
-                    self.threads.remove(&tid);
-                    emergency::remove(tid);
-                    return Ok(());
-                }
-                Err(Errno::EINTR) => continue,
-                Ok(_) => continue,
-                Err(errno) => {
-                    return Err(Error::Sys {
-                        context: format!("waiting for thread {tid} to stop"),
-                        errno,
-                    });
-                }
+                SigchldWait::wait(Duration::from_millis(10));
             }
         }
+    }
+
+    /// One look, without blocking, at `tid`'s next report; the thread's state follows (stopped;
+    /// forgotten once exited; a thread born of PTRACE_EVENT_CLONE adopted, running until its own
+    /// first stop is collected). With `hold_signal`, the signal of a signal-delivery-stop is kept
+    /// and given back on resume; without, the caller deals with it.
+    fn collect(&mut self, tid: i32, hold_signal: bool) -> Result<Option<WaitStatus>> {
+        let flags = WaitPidFlag::__WALL | WaitPidFlag::WNOHANG;
+        let status = match waitpid(Pid::from_raw(tid), Some(flags)) {
+            Ok(status) => status,
+            Err(Errno::EINTR) => return Ok(None),
+            Err(Errno::ECHILD) => {
+                self.forget(tid);
+                return Ok(None);
+            }
+            Err(errno) => {
+                return Err(Error::Sys {
+                    context: format!("waiting for thread {tid}"),
+                    errno,
+                });
+            }
+        };
+        match status {
+            WaitStatus::Exited(..) | WaitStatus::Signaled(..) => self.forget(tid),
+            WaitStatus::PtraceEvent(_, _, event) => {
+                self.adopt_clone(tid, event);
+                self.mark_stopped(tid, None);
+            }
+            WaitStatus::Stopped(_, sig) => {
+                // A signal-delivery-stop: the signal is the program's, given back on resume.
+                let held = hold_signal && sig != Signal::SIGTRAP && sig != Signal::SIGSTOP;
+                self.mark_stopped(tid, held.then_some(sig));
+            }
+            _ => return Ok(None),
+        }
+        Ok(Some(status))
+    }
+
+    fn forget(&mut self, tid: i32) {
+        self.threads.remove(&tid);
+        emergency::remove(tid);
     }
 
     fn mark_stopped(&mut self, tid: i32, pending: Option<Signal>) {
@@ -223,34 +269,8 @@ impl Tracer {
             .map(|(&tid, _)| tid)
             .collect();
         for tid in running {
-            let flags = WaitPidFlag::__WALL | WaitPidFlag::WNOHANG;
-            match waitpid(Pid::from_raw(tid), Some(flags)) {
-                Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {}
-                Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
-                    self.threads.remove(&tid);
-                    emergency::remove(tid);
-                    return Ok(Some(status));
-                }
-                Err(Errno::ECHILD) => {
-                    self.threads.remove(&tid);
-                    emergency::remove(tid);
-                }
-                Ok(status @ WaitStatus::PtraceEvent(_, _, event)) => {
-                    self.adopt_clone(tid, event);
-                    self.mark_stopped(tid, None);
-                    return Ok(Some(status));
-                }
-                Ok(status @ WaitStatus::Stopped(..)) => {
-                    self.mark_stopped(tid, None);
-                    return Ok(Some(status));
-                }
-                Ok(_) => {}
-                Err(errno) => {
-                    return Err(Error::Sys {
-                        context: format!("waiting for thread {tid}"),
-                        errno,
-                    });
-                }
+            if let Some(status) = self.collect(tid, false)? {
+                return Ok(Some(status));
             }
         }
         Ok(None)
@@ -290,7 +310,7 @@ impl Tracer {
     /// Resumes a thread and waits for its next stop or exit (to collect a signal it has pending).
     pub fn step_to_next_stop(&mut self, tid: i32) -> Result<()> {
         self.resume_one(tid, None)?;
-        self.wait_stop(tid)
+        self.wait_stops(&[tid])
     }
 
     /// A thread born of PTRACE_EVENT_CLONE is traced from its first instruction: adopt it.
@@ -378,6 +398,66 @@ fn registers_from(tid: i32, r: &libc::user_regs_struct) -> Registers {
     let mut values: Vec<(&'static str, u64)> = NAMES.iter().copied().zip(r.regs).collect();
     values.extend([("sp", r.sp), ("pc", r.pc), ("pstate", r.pstate)]);
     Registers { tid, values }
+}
+
+/// SIGCHLD blocked in this thread while vmscope waits for ptrace stops (a `stop`, a `watch`), so
+/// the wait can sleep in `sigtimedwait` (a Ctrl-C handler interrupts it) between polls.
+pub struct SigchldWait {
+    was_blocked: bool,
+}
+
+impl SigchldWait {
+    pub fn block() -> SigchldWait {
+        use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGCHLD);
+        let mut old = SigSet::empty();
+        let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old));
+        SigchldWait {
+            was_blocked: old.contains(Signal::SIGCHLD),
+        }
+    }
+
+    /// Sleeps until a SIGCHLD (a child stopped or exited), a handled signal, or `timeout`.
+    pub fn wait(timeout: Duration) {
+        // SAFETY: sigset_t is plain data; all zeros is a valid (empty) value, set up below.
+        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: sigemptyset/sigaddset initialize a sigset_t we own; sigtimedwait only reads
+        // it and the timespec, and writes no siginfo (null).
+        unsafe {
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGCHLD);
+            libc::sigtimedwait(&set, std::ptr::null_mut(), &ts);
+        }
+    }
+}
+
+impl Drop for SigchldWait {
+    fn drop(&mut self) {
+        use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
+        if !self.was_blocked {
+            // A SIGCHLD left pending is discarded on unblocking (its default is to ignore).
+            let mut set = SigSet::empty();
+            set.add(Signal::SIGCHLD);
+            let _ = pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
+        }
+    }
+}
+
+/// The state letter of thread `tid` of `pid` (/proc's stat), if it is still there.
+fn thread_state(pid: i32, tid: i32) -> Option<char> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat"))
+        .ok()
+        .and_then(|text| super::procfs::Stat::parse(&text).map(|s| s.state()))
+}
+
+/// Whether a thread state says it has exited and waits to be reaped.
+fn exited(state: Option<char>) -> bool {
+    matches!(state, Some('Z' | 'X'))
 }
 
 /// Whether `tid` is already traced by this process (auto-attached under PTRACE_O_TRACECLONE).
