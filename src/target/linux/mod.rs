@@ -494,6 +494,14 @@ impl Target for LinuxProcess {
 }
 
 /// The thread ids of a process, from /proc/PID/task.
+/// Whether process `pid` still runs: its /proc stat is there and says neither zombie nor dead.
+pub fn process_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|text| procfs::Stat::parse(&text).map(|s| s.state()))
+        .is_some_and(|state| !matches!(state, 'Z' | 'X'))
+}
+
 pub fn task_ids(pid: i32) -> Result<Vec<i32>> {
     let dir = format!("/proc/{pid}/task");
     let entries = std::fs::read_dir(&dir).map_err(|e| match e.kind() {

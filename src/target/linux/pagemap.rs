@@ -81,17 +81,6 @@ fn gone() -> io::Error {
     io::Error::from_raw_os_error(libc::ESRCH)
 }
 
-/// Whether process `pid` still has a memory map (not gone, not a zombie).
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let (_, rest) = s.rsplit_once(')')?;
-            rest.trim_start().chars().next()
-        })
-        .is_some_and(|state| !matches!(state, 'Z' | 'X'))
-}
-
 /// Reads the raw entries of `count` pages from `start` (page aligned). pagemap ends at the top of
 /// the user address space (`[vsyscall]` lies above it): entries past its end read as zero, unless
 /// the process is gone.
@@ -102,7 +91,7 @@ pub fn read_raw(file: &File, pid: i32, start: VirtAddr, count: usize) -> io::Res
     let offset = start.get() / page * ENTRY;
     while done < bytes.len() {
         match file.read_at(&mut bytes[done..], offset + done as u64) {
-            Ok(0) if alive(pid) => break,
+            Ok(0) if super::process_alive(pid) => break,
             Ok(0) => return Err(gone()),
             Ok(n) => done += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -432,7 +421,7 @@ pub fn frames(pfns: &[u64]) -> Vec<Frame> {
 pub fn pages(pid: i32, range: Range<VirtAddr>) -> io::Result<pages::PageScan> {
     let file = open(pid)?;
     let text = std::fs::read(format!("/proc/{pid}/maps"))?;
-    if text.is_empty() && !alive(pid) {
+    if text.is_empty() && !super::process_alive(pid) {
         return Err(gone());
     }
     let parts: Vec<Part> = super::maps::parse_maps(&text)

@@ -348,7 +348,7 @@ impl PassiveBreakpoints {
                 }
             });
         }
-        process_alive(self.pid)
+        super::process_alive(self.pid)
     }
 
     pub fn poll(&mut self, timeout: Duration) {
@@ -427,16 +427,6 @@ fn poll_streams(streams: &mut [Stream], timeout: Duration) {
             }
         }
     }
-}
-
-fn process_alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, r)| r.trim_start().starts_with(['Z', 'X']))
-        })
-        == Some(false)
 }
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
@@ -523,7 +513,7 @@ pub fn sample_faults(
         if crate::interrupt::check().is_err() || until.is_some_and(|u| now >= u) {
             break;
         }
-        if !process_alive(pid) {
+        if !super::process_alive(pid) {
             totals.exited = true;
             break;
         }
