@@ -512,3 +512,33 @@ fn a_target_killed_during_stop_never_hangs_vmscope() {
         assert!(first.contains("exited"), "round {round}: {first}");
     }
 }
+
+/// A target killed while vmscope holds it stopped (or is stopping it): the kernel keeps a dead
+/// tracee for its tracer, so unless vmscope reaps its threads the target's own parent (this test)
+/// cannot collect it while the session lives on (it could not in 12 of 20 runs).
+#[test]
+fn a_target_killed_while_traced_is_released_to_its_parent() {
+    for round in 0..4u64 {
+        let mut f = Fixture::start("facts");
+        let mut s = Conversation::start(&["-p", &f.pid().to_string()]);
+        // Few enough that the errors after the kill fit in the stderr pipe nobody reads yet.
+        for _ in 0..300 {
+            s.send("stop");
+            s.send("continue");
+        }
+        std::thread::sleep(Duration::from_millis(5 + round * 20));
+        f.child.kill().unwrap();
+        // The session goes on; its next command sees the exit and lets go.
+        s.ask("info");
+        let mut status = None;
+        assert!(
+            wait_until(10, || {
+                status = f.child.try_wait().unwrap();
+                status.is_some()
+            }),
+            "round {round}: the parent could not reap its killed child while vmscope lived"
+        );
+        let (_, out) = s.finish();
+        assert!(stderr(&out).contains("exited"), "round {round}: {}", stderr(&out));
+    }
+}

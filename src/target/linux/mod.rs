@@ -139,8 +139,11 @@ impl LinuxProcess {
         }
     }
 
-    /// The error for a target that is gone, with its exit status when we can learn it.
+    /// The error for a target that is gone, with its exit status when we can learn it. ptrace
+    /// lets go first: the threads of a dead process stay unreaped zombies, which its parent
+    /// cannot collect, until their tracer reaps them.
     fn exited(&mut self) -> Error {
+        self.tracer = None;
         let status = self
             .child
             .as_mut()
@@ -372,9 +375,14 @@ impl Target for LinuxProcess {
 
     fn stop(&mut self) -> Result<StopReport> {
         self.ensure_alive()?;
-        match &mut self.tracer {
-            Some(t) => t.stop_again()?,
-            None => self.tracer = Some(ptrace::Tracer::stop_all(self.info.pid)?),
+        let stopped = match &mut self.tracer {
+            Some(t) => t.stop_again(),
+            None => ptrace::Tracer::stop_all(self.info.pid).map(|t| self.tracer = Some(t)),
+        };
+        if let Err(e) = stopped {
+            // Let go now (reaping what exited) rather than hold a dead process's threads.
+            self.tracer = None;
+            return Err(e);
         }
         let tids = self.tracer.as_ref().map(|t| t.tids()).unwrap_or_default();
         Ok(StopReport {

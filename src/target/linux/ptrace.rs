@@ -103,9 +103,9 @@ impl Tracer {
                 break;
             }
         }
-        // Every thread exited. (A leader that called pthread_exit is a zombie while the other
-        // threads run on: that process has not exited.)
-        if self.threads.is_empty() {
+        // No thread is left to stop: every one exited, or is exiting. (A leader that called
+        // pthread_exit is a zombie while the other threads run on: that process has not exited.)
+        if !self.threads.values().any(|t| t.stopped) {
             return Err(Error::Exited {
                 pid: self.pid,
                 status: None,
@@ -228,15 +228,20 @@ impl Tracer {
         if self.threads.values().any(|t| !t.stopped) {
             let _ = self.interrupt_all();
         }
+        // Threads that cannot be detached because they have exited (or are exiting).
+        let mut dying = Vec::new();
         for (tid, t) in std::mem::take(&mut self.threads) {
             // Debug registers outlive the tracer: never leave a watch armed behind us.
             if emergency::is_armed(tid) {
                 super::hwbp::clear_raw(tid);
                 emergency::set_armed(tid, false);
             }
-            let _ = ptrace::detach(Pid::from_raw(tid), t.pending);
+            if ptrace::detach(Pid::from_raw(tid), t.pending) == Err(Errno::ESRCH) {
+                dying.push(tid);
+            }
             emergency::remove(tid);
         }
+        reap(dying);
         Ok(())
     }
 
@@ -458,6 +463,32 @@ fn thread_state(pid: i32, tid: i32) -> Option<char> {
 /// Whether a thread state says it has exited and waits to be reaped.
 fn exited(state: Option<char>) -> bool {
     matches!(state, Some('Z' | 'X'))
+}
+
+/// Reaps traced threads that have exited, so the process's parent can collect it: the kernel
+/// keeps a dead tracee for its tracer. A leader is reported only after its other threads, hence
+/// the rounds; bounded (about 100 ms), since a thread may have failed to detach for another
+/// reason and never be reaped here (the kernel lets it go when vmscope exits).
+fn reap(mut tids: Vec<i32>) {
+    let _sigchld = SigchldWait::block();
+    for _ in 0..10 {
+        tids.retain(|&tid| {
+            let pid = Pid::from_raw(tid);
+            match waitpid(pid, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => true,
+                Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(_) => false,
+                // A stop: it was alive after all, and can be let go now.
+                Ok(_) => {
+                    let _ = ptrace::detach(pid, None);
+                    false
+                }
+            }
+        });
+        if tids.is_empty() {
+            return;
+        }
+        SigchldWait::wait(Duration::from_millis(10));
+    }
 }
 
 /// Whether `tid` is already traced by this process (auto-attached under PTRACE_O_TRACECLONE).
