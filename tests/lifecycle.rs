@@ -539,6 +539,10 @@ fn a_target_killed_while_traced_is_released_to_its_parent() {
             "round {round}: the parent could not reap its killed child while vmscope lived"
         );
         let (_, out) = s.finish();
-        assert!(stderr(&out).contains("exited"), "round {round}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("exited"),
+            "round {round}: {}",
+            stderr(&out)
+        );
     }
 }
