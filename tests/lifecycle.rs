@@ -546,3 +546,12 @@ fn a_target_killed_while_traced_is_released_to_its_parent() {
         );
     }
 }
+
+#[test]
+fn stop_and_continue_reject_arguments_and_leave_the_target_alone() {
+    let f = Fixture::start("facts");
+    assert_clear_error(f.pid(), "stop now", "`stop` takes no arguments");
+    assert_clear_error(f.pid(), "continue 5", "`continue` takes no arguments");
+    assert_eq!(tracer_pid(f.pid()), Some(0));
+    assert!(wait_until(5, || f.state() == 'S'), "state {}", f.state());
+}
